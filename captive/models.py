@@ -1,0 +1,1 @@
+"""Models of the captive app; filled by its own issue."""

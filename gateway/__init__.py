@@ -1,0 +1,2 @@
+"""Sharing an uplink with the mesh: NAT, default route, upstream DNS, Tor
+(see issue 6)."""

@@ -1,0 +1,1 @@
+"""Models of the gateway app; filled by its own issue."""

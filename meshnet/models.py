@@ -1,0 +1,1 @@
+"""Models of the meshnet app; filled by its own issue."""

@@ -1,0 +1,4 @@
+"""URLs of the meshnet app; its own issue adds the pages."""
+
+app_name = "meshnet"
+urlpatterns: list = []

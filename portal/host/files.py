@@ -1,0 +1,136 @@
+"""Atomic file writes under a configurable root.
+
+A config file is written to a temporary file in the same folder, flushed and
+fsynced, then renamed over the old one, and the folder is fsynced: a process
+killed at any moment leaves either the old file or the new one, never a mix.
+Leftover temporary files from a killed writer are removed on the next write
+to the same folder.
+
+Paths are given as the absolute path they have on a node (``/etc/babeld.conf``)
+and land under ``root``; the system host uses ``/``, the lab and the tests a
+folder of their own, so a test renders a whole /etc into a temporary folder.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+from . import log
+from .errors import InvalidValue
+
+TEMP_PREFIX = ".byz-tmp-"
+
+
+@dataclass(frozen=True)
+class FileStore:
+    """Reads and atomically writes files below ``root``."""
+
+    root: Path
+
+    def path(self, node_path: str) -> Path:
+        """Map a node path such as ``/etc/babeld.conf`` to a real path."""
+        pure = PurePosixPath(node_path)
+        if not pure.is_absolute():
+            raise InvalidValue(f"{node_path!r} is not an absolute path")
+        if any(part in ("..", ".") for part in pure.parts):
+            raise InvalidValue(f"{node_path!r} may not contain . or ..")
+        if "\x00" in node_path:
+            raise InvalidValue("path contains a NUL byte")
+        return Path(self.root, *pure.parts[1:])
+
+    def read_text(self, node_path: str) -> str | None:
+        """The file's text, or None when it does not exist."""
+        try:
+            return self.path(node_path).read_text()
+        except FileNotFoundError:
+            return None
+
+    def write(
+        self,
+        node_path: str,
+        content: str | bytes,
+        *,
+        mode: int = 0o644,
+        crash_before_rename: bool = False,
+    ) -> bool:
+        """Atomically replace ``node_path`` with ``content``.
+
+        Returns False (and touches nothing) when the file already holds
+        exactly this content, so re-running a job is cheap and idempotent.
+        ``crash_before_rename`` exists for the crash test only: it stops
+        after the temporary file is complete, as a killed process would.
+        """
+        data = content.encode() if isinstance(content, str) else content
+        target = self.path(node_path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        self._remove_stale_temporaries(target.parent, target.name)
+        try:
+            if target.read_bytes() == data and (target.stat().st_mode & 0o7777) == mode:
+                return False
+        except FileNotFoundError:
+            pass
+        fd, temp_name = tempfile.mkstemp(
+            prefix=f"{TEMP_PREFIX}{target.name}.", dir=target.parent
+        )
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.chmod(temp_name, mode)
+            if crash_before_rename:
+                raise SimulatedCrash(temp_name)
+            os.replace(temp_name, target)
+        except SimulatedCrash:
+            raise
+        except BaseException:
+            try:
+                os.unlink(temp_name)
+            except FileNotFoundError:
+                pass
+            raise
+        _fsync_dir(target.parent)
+        log.emit(
+            {
+                "type": "write",
+                "path": node_path,
+                "bytes": len(data),
+                "sha256": hashlib.sha256(data).hexdigest(),
+            }
+        )
+        return True
+
+    def remove(self, node_path: str) -> bool:
+        """Delete ``node_path`` if present; True when something was removed."""
+        target = self.path(node_path)
+        try:
+            target.unlink()
+        except FileNotFoundError:
+            return False
+        _fsync_dir(target.parent)
+        log.emit({"type": "remove", "path": node_path})
+        return True
+
+    @staticmethod
+    def _remove_stale_temporaries(folder: Path, name: str) -> None:
+        for leftover in folder.glob(f"{TEMP_PREFIX}{name}.*"):
+            try:
+                leftover.unlink()
+            except FileNotFoundError:
+                pass
+
+
+class SimulatedCrash(Exception):
+    """Raised by ``FileStore.write(crash_before_rename=True)`` in tests."""
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

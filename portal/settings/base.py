@@ -1,0 +1,169 @@
+"""Settings shared by every environment.
+
+Everything an operator may change comes from :func:`portal.config.load_config`
+(one TOML file plus ``BYZANTIUM_*`` environment variables); nothing here
+should need editing on a node.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from django.utils.translation import gettext_lazy as _
+
+from portal.config import REPO_DIR, load_config, read_or_create_secret
+
+BASE_DIR: Path = REPO_DIR
+PORTAL = load_config()
+STATE_DIR: Path = PORTAL.state_dir
+
+SECRET_KEY = read_or_create_secret(STATE_DIR / "secret_key")
+DEBUG = False
+
+# A captive portal answers for whatever host a phone asked for (that is how it
+# catches the phone's first request), so every Host header is accepted; the
+# admin side is guarded by login, CSRF and HTTPS instead.
+ALLOWED_HOSTS = ["*"]
+
+INSTALLED_APPS = [
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django_rq",
+    "axes",
+    "portal",
+    "meshnet",
+    "services",
+    "gateway",
+    "captive",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "portal.middleware.PublicSideMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.locale.LocaleMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "portal.middleware.SetupRequiredMiddleware",
+    "axes.middleware.AxesMiddleware",
+]
+
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+
+ROOT_URLCONF = "portal.urls"
+WSGI_APPLICATION = "portal.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.template.context_processors.i18n",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "portal.context_processors.node",
+            ],
+        },
+    },
+]
+
+_db_dir = STATE_DIR / "db"
+DATABASES = {
+    "default": PORTAL.database
+    or {
+        "ENGINE": "django.db.backends.sqlite3",
+        "NAME": _db_dir / "portal.sqlite3",
+        "OPTIONS": {
+            # The worker and the web process write the same file; WAL lets
+            # pages read while a job writes its log, and the timeout rides
+            # out the short write locks instead of failing a request.
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+            "timeout": 20,
+            "transaction_mode": "IMMEDIATE",
+        },
+    }
+}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {
+        "NAME": "django.contrib.auth.password_validation.MinimumLengthValidator",
+        "OPTIONS": {"min_length": 10},
+    },
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = PORTAL.language
+LANGUAGES = [
+    ("en", _("English")),
+    ("es", _("Spanish")),
+    ("fr", _("French")),
+    ("ar", _("Arabic")),
+]
+LOCALE_PATHS = [BASE_DIR / "locale"]
+USE_I18N = True
+TIME_ZONE = "UTC"
+USE_TZ = True
+
+STATIC_URL = "/static/"
+STATIC_ROOT = STATE_DIR / "static"
+
+LOGIN_URL = "portal:login"
+LOGIN_REDIRECT_URL = "portal:dashboard"
+LOGOUT_REDIRECT_URL = "portal:login"
+
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+SESSION_COOKIE_AGE = 60 * 60 * 12
+CSRF_COOKIE_SAMESITE = "Lax"
+X_FRAME_OPTIONS = "DENY"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+
+# Login throttling (django-axes): five wrong passwords from one address lock
+# that address out for fifteen minutes; a correct login resets the count.
+AXES_FAILURE_LIMIT = 5
+AXES_COOLOFF_TIME = 0.25
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_PARAMETERS = ["ip_address"]
+AXES_LOCKOUT_TEMPLATE = "portal/locked_out.html"
+AXES_VERBOSE = False
+
+# The job queue. Jobs are JSON, never pickle; the worker runs only functions
+# from the project's job registry (portal.jobqueue).
+REDIS_URL = PORTAL.effective_redis_url
+RQ_QUEUES = {
+    "privileged": {
+        "URL": REDIS_URL,
+        "DEFAULT_TIMEOUT": 600,
+        "SERIALIZER": "rq.serializers.JSONSerializer",
+    },
+}
+RQ = {
+    "JOB_CLASS": "portal.jobqueue.rq.RegisteredJob",
+    "WORKER_CLASS": "portal.jobqueue.rq.PortalWorker",
+}
+JOB_RETENTION_DAYS = PORTAL.job_retention_days
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": "INFO"},
+    "loggers": {"django": {"level": "WARNING"}},
+}

@@ -1,0 +1,14 @@
+"""Root URLs. Which of them answer on the plain-HTTP side is decided by
+:class:`portal.middleware.PublicSideMiddleware` (public pages only)."""
+
+from django.urls import include, path
+
+urlpatterns = [
+    path("i18n/", include("django.conf.urls.i18n")),
+    path("jobs/", include("portal.jobqueue.urls")),
+    path("mesh/", include("meshnet.urls")),
+    path("services/", include("services.urls")),
+    path("gateway/", include("gateway.urls")),
+    path("captive/", include("captive.urls")),
+    path("", include("portal.app_urls")),
+]

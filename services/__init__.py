@@ -1,0 +1,2 @@
+"""Community services: catalogue, dependencies, activation, health and
+announcement (see issue 5)."""

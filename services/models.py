@@ -1,0 +1,1 @@
+"""Models of the services app; filled by its own issue."""
