@@ -1,6 +1,18 @@
-"""Settings for pytest: a throw-away state folder and fast password hashing."""
+"""Settings for pytest: a state folder of its own and fast password hashing.
 
-from .base import *  # noqa: F403
+The environment is set before ``base`` reads the configuration, so tests never
+touch the state of a portal started by ``make run`` (``var/``), and the host
+mode defaults to dry-run: a test that wants a real system builds a lab.
+"""
+
+import os
+
+from portal.config import REPO_DIR
+
+os.environ.setdefault("BYZANTIUM_STATE_DIR", str(REPO_DIR / "var" / "test"))
+os.environ.setdefault("BYZANTIUM_HOST_MODE", "dry-run")
+os.environ.setdefault("BYZANTIUM_LAB_PREFIX", "byzt")
+
+from .base import *  # noqa: E402, F403
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-AXES_ENABLED = True
