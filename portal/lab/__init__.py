@@ -1,0 +1,1 @@
+"""The lab: mesh nodes and clients in network namespaces (see DESIGN.md)."""
