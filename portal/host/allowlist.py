@@ -4,6 +4,14 @@ The list is deliberately explicit: adding a program is a reviewed change
 here, not a side effect of a builder. Executables are resolved only in the
 system folders below, never through the caller's ``PATH``, so a writable
 folder early in ``PATH`` cannot swap a program for another.
+
+Two programs can run other programs: ``ip netns exec NS PROG ...`` and ``ip
+vrf exec NAME PROG ...``. The program they start must pass the same check,
+so wrapping a shell in ``ip netns exec`` gains nothing. ``ip -all netns exec``
+and ``ip -batch FILE`` (commands read from elsewhere) are refused outright.
+
+Arguments are text without NUL bytes, each at most ``MAX_ARG_LENGTH``
+characters; the program is a bare allow-listed name, never a path.
 """
 
 from __future__ import annotations
@@ -59,6 +67,61 @@ def check_argv(argv: tuple[str, ...]) -> None:
     program = argv[0]
     if "/" in program or program not in ALLOWED_EXECUTABLES:
         raise CommandNotAllowed(f"{program!r} is not an allowed program")
+    if program == "ip":
+        nested = _ip_nested_argv(argv)
+        if nested is not None:
+            check_argv(nested)
+
+
+# `ip` accepts any unambiguous prefix of a long option (`-n`, `-net`,
+# `--netns`) and of an object (`net` for `netns`). These helpers read an ip
+# argv the way ip does, erring on the side of refusing.
+_IP_OPTIONS_WITH_VALUE = ("-family", "-rcvbuf", "-loops", "-netns", "-batch")
+
+
+def _ip_option(arg: str) -> str:
+    option = arg[1:] if arg.startswith("--") else arg
+    return option.split("=", 1)[0]
+
+
+def _is_prefix_of(arg: str, word: str, minimum: int = 1) -> bool:
+    return len(arg) >= minimum and word.startswith(arg)
+
+
+def ip_options_and_object(argv: tuple[str, ...]) -> tuple[list[str], int]:
+    """The global options of an ``ip`` argv and the index of its object."""
+    options: list[str] = []
+    index = 1
+    while index < len(argv) and argv[index].startswith("-"):
+        option = _ip_option(argv[index])
+        options.append(option)
+        takes_value = option in ("-f", "-l", "-rc", "-n", "-b") or any(
+            _is_prefix_of(option, long, 3) for long in _IP_OPTIONS_WITH_VALUE
+        )
+        index += 2 if takes_value and "=" not in argv[index] else 1
+    return options, index
+
+
+def ip_uses_option(options: list[str], long: str) -> bool:
+    """True when one of ``options`` is a prefix of ``long`` (``-n`` of ``-netns``)."""
+    return any(_is_prefix_of(option, long, 2) for option in options)
+
+
+def _ip_nested_argv(argv: tuple[str, ...]) -> tuple[str, ...] | None:
+    """The program an ``ip netns exec`` / ``ip vrf exec`` argv would start."""
+    options, index = ip_options_and_object(argv)
+    if ip_uses_option(options, "-batch"):
+        raise CommandNotAllowed("ip -batch reads commands from elsewhere")
+    rest = argv[index:]
+    if len(rest) < 2 or not _is_prefix_of(rest[1], "exec"):
+        return None
+    if _is_prefix_of(rest[0], "netns", 3):
+        if ip_uses_option(options, "-all"):
+            raise CommandNotAllowed("ip -all netns exec is not allowed")
+        return rest[3:]
+    if _is_prefix_of(rest[0], "vrf"):
+        return rest[3:]
+    return None
 
 
 def resolve_executable(program: str) -> str:

@@ -9,10 +9,18 @@ to the same folder.
 Paths are given as the absolute path they have on a node (``/etc/babeld.conf``)
 and land under ``root``; the system host uses ``/``, the lab and the tests a
 folder of their own, so a test renders a whole /etc into a temporary folder.
+
+The temporary file is created 0600 and gets its final mode only once it is
+complete, so a secret is never readable half-written. Writing content the
+file already holds (same bytes, same mode) touches nothing and reports
+``changed: False``: jobs are re-run freely. One writer per folder is assumed
+(the privileged queue has a single worker); a second concurrent writer to the
+same file could have its temporary file swept as a leftover.
 """
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import os
 import tempfile
@@ -49,6 +57,16 @@ class FileStore:
         except FileNotFoundError:
             return None
 
+    def read_bytes(self, node_path: str) -> bytes | None:
+        """The file's bytes, or None when it does not exist."""
+        try:
+            return self.path(node_path).read_bytes()
+        except FileNotFoundError:
+            return None
+
+    def exists(self, node_path: str) -> bool:
+        return self.path(node_path).exists()
+
     def write(
         self,
         node_path: str,
@@ -68,11 +86,26 @@ class FileStore:
         target = self.path(node_path)
         target.parent.mkdir(parents=True, exist_ok=True)
         self._remove_stale_temporaries(target.parent, target.name)
+        if not 0 <= mode <= 0o7777:
+            raise InvalidValue(f"{mode!r} is not a file mode")
+        digest = hashlib.sha256(data).hexdigest()
         try:
-            if target.read_bytes() == data and (target.stat().st_mode & 0o7777) == mode:
-                return False
+            unchanged = (
+                target.read_bytes() == data and (target.stat().st_mode & 0o7777) == mode
+            )
         except FileNotFoundError:
-            pass
+            unchanged = False
+        if unchanged:
+            log.emit(
+                {
+                    "type": "write",
+                    "path": node_path,
+                    "bytes": len(data),
+                    "sha256": digest,
+                    "changed": False,
+                }
+            )
+            return False
         fd, temp_name = tempfile.mkstemp(
             prefix=f"{TEMP_PREFIX}{target.name}.", dir=target.parent
         )
@@ -99,7 +132,8 @@ class FileStore:
                 "type": "write",
                 "path": node_path,
                 "bytes": len(data),
-                "sha256": hashlib.sha256(data).hexdigest(),
+                "sha256": digest,
+                "changed": True,
             }
         )
         return True
@@ -117,7 +151,7 @@ class FileStore:
 
     @staticmethod
     def _remove_stale_temporaries(folder: Path, name: str) -> None:
-        for leftover in folder.glob(f"{TEMP_PREFIX}{name}.*"):
+        for leftover in folder.glob(f"{TEMP_PREFIX}{glob.escape(name)}.*"):
             try:
                 leftover.unlink()
             except FileNotFoundError:
