@@ -142,6 +142,21 @@ AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_PARAMETERS = ["ip_address"]
 AXES_LOCKOUT_TEMPLATE = "portal/locked_out.html"
 AXES_VERBOSE = False
+# Behind nginx the client is nginx's X-Real-IP, not the socket's peer (see
+# portal.middleware.client_address); without this one guesser locks out all.
+AXES_CLIENT_IP_CALLABLE = "portal.middleware.client_address"
+
+# Paths that answer on the plain-HTTP side besides "/", /static/, /i18n/,
+# /api/, /captive/ and /.well-known/ (portal.middleware); apps append theirs.
+PUBLIC_PATH_PREFIXES: list[str] = []
+
+# babeld's read-only local socket, read by the dashboard's status job: the
+# managed lab node's in lab mode, babeld's usual one on a real node.
+BABELD_SOCKET: Path = (
+    PORTAL.lab_dir / PORTAL.lab_node / "babeld.sock"
+    if PORTAL.host_mode == "lab"
+    else Path("/run/babeld.sock")
+)
 
 # The job queue. Jobs are JSON, never pickle; the worker runs only functions
 # from the project's job registry (portal.jobqueue).
