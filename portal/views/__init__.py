@@ -1,0 +1,1 @@
+"""Views of the portal app: public home, setup wizard, login, dashboard."""
