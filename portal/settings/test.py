@@ -16,3 +16,13 @@ os.environ.setdefault("BYZANTIUM_LAB_PREFIX", "byzt")
 from .base import *  # noqa: E402, F403
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+# The test database is a file, not SQLite's in-memory default, so a real
+# worker process started by a test (portal/tests/test_jobs_worker.py) sees
+# the rows the test writes.
+if DATABASES["default"]["ENGINE"].endswith("sqlite3"):  # noqa: F405
+    (STATE_DIR / "db").mkdir(parents=True, exist_ok=True)  # noqa: F405
+    DATABASES["default"].setdefault("TEST", {})  # noqa: F405
+    DATABASES["default"]["TEST"].setdefault(  # noqa: F405
+        "NAME", str(STATE_DIR / "db" / "test.sqlite3")  # noqa: F405
+    )
