@@ -32,9 +32,11 @@ class QueueHealth:
     message: str
 
     @property
-    def ok(self) -> bool:
-        """True when changes are being applied."""
+    def can_apply(self) -> bool:
+        """True when a change the operator saves is applied now."""
         return self.redis_ok and self.worker_count > 0
+
+    ok = can_apply
 
 
 _cache_lock = threading.Lock()

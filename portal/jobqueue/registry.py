@@ -52,6 +52,9 @@ class RegisteredJobKind:
     every: int | None = None
     # Periodic read-only work: hidden from the job list, pruned after an hour.
     routine: bool = False
+    # What the job does in the operator's words (translatable); the job list
+    # shows it instead of the kind.
+    title: str | None = None
 
 
 _registry: dict[str, RegisteredJobKind] = {}
@@ -60,13 +63,17 @@ _load_lock = threading.Lock()
 
 
 def registered_job(
-    kind: str, every: int | None = None, routine: bool = False
+    kind: str,
+    every: int | None = None,
+    routine: bool = False,
+    title: str | None = None,
 ) -> Callable[[F], F]:
     """Register ``func`` as the job ``kind`` (``"app.name"``).
 
     ``every`` makes it periodic (the worker enqueues it every so many
     seconds); ``routine`` marks it as background work the operator need not
-    see. Registering the same kind twice with another function is a
+    see; ``title`` (a ``gettext_lazy`` string) names it on the job pages.
+    Registering the same kind twice with another function is a
     programming error and raises at import time.
     """
     if not KIND_PATTERN.match(kind):
@@ -80,7 +87,7 @@ def registered_job(
             if _qualified(existing.func) != _qualified(func):
                 raise ValueError(f"job kind {kind!r} is already registered")
         _registry[kind] = RegisteredJobKind(
-            kind=kind, func=func, every=every, routine=routine
+            kind=kind, func=func, every=every, routine=routine, title=title
         )
         return func
 
@@ -137,3 +144,11 @@ def all_kinds() -> list[RegisteredJobKind]:
 def periodic_kinds() -> list[RegisteredJobKind]:
     """The kinds registered with ``every=``."""
     return [entry for entry in all_kinds() if entry.every is not None]
+
+
+def title_of(kind: str) -> str:
+    """The words for ``kind`` on the job pages (the kind itself if none)."""
+    entry = _registry.get(kind)
+    if entry is None or entry.title is None:
+        return kind
+    return str(entry.title)

@@ -136,6 +136,12 @@ class Job(models.Model):
         return self.status in JobStatus.retryable()
 
     @property
+    def duration_seconds(self) -> float | None:
+        """:attr:`duration` in seconds, for templates."""
+        duration = self.duration
+        return None if duration is None else duration.total_seconds()
+
+    @property
     def duration(self) -> timedelta | None:
         """How long the job ran, or has been running so far."""
         if self.started is None:
