@@ -11,7 +11,6 @@ import os
 import subprocess
 import time
 import uuid
-from pathlib import Path
 
 import pytest
 
