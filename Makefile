@@ -1,0 +1,81 @@
+# Byzantium node portal: the two commands of the README, and a few helpers.
+#
+#   make run    install what is missing, prepare, run the node in the foreground
+#   make test   install what is missing, run the whole test suite
+#
+# As root on Debian 12 both install the Debian packages they need. Without
+# root nothing is installed (what is missing is listed), the host mode is
+# dry-run and there is no lab.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+VENV := .venv
+PYTHON := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+MANAGE := $(PYTHON) manage.py
+REQUIREMENTS_STAMP := $(VENV)/.requirements.stamp
+
+DEBIAN_PACKAGES := redis-server babeld dnsmasq nftables iproute2 arping gettext \
+	openssl isc-dhcp-client conntrack nginx-light chromium curl wrk procps \
+	psmisc python3-venv fonts-dejavu-core fonts-dejavu-extra fonts-liberation
+
+ifneq ($(shell id -u),0)
+# Not root: nothing may change the machine, and the lab needs root.
+export BYZANTIUM_HOST_MODE := dry-run
+endif
+
+.PHONY: help run test bench lint deps debian-packages prepare compilemessages clean distclean
+
+help:
+	@echo "make run    install, prepare and run the node (Ctrl-C stops it)"
+	@echo "make test   install and run the whole test suite"
+	@echo "make bench  install, prepare and run the benchmarks"
+	@echo "make lint   ruff check and format check"
+	@echo "make deps   only install Debian packages, virtualenv and requirements"
+	@echo "make clean  remove generated files (keeps the node's state in var/)"
+
+deps: debian-packages $(REQUIREMENTS_STAMP)
+
+debian-packages:
+	@deploy/install-debian-packages.sh $(DEBIAN_PACKAGES)
+
+$(PYTHON):
+	python3 -m venv $(VENV)
+
+# pip runs again only when requirements.txt changed (or the venv is new).
+$(REQUIREMENTS_STAMP): requirements.txt | $(PYTHON)
+	$(PIP) install --disable-pip-version-check -q -r requirements.txt
+	touch $@
+
+compilemessages: $(REQUIREMENTS_STAMP)
+	$(MANAGE) compilemessages --ignore=$(VENV) --ignore=var -v 0
+
+prepare: deps compilemessages
+	$(MANAGE) migrate --noinput -v 0
+	$(MANAGE) collectstatic --noinput -v 0
+	$(MANAGE) portal_init
+
+run: prepare
+	exec $(MANAGE) runnode
+
+test: deps compilemessages
+	$(VENV)/bin/pytest -q
+
+bench: prepare
+	$(PYTHON) -m bench
+
+lint: $(REQUIREMENTS_STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+clean:
+	rm -rf var/static var/run .pytest_cache .ruff_cache test-artifacts bench/results
+	find . -path ./$(VENV) -prune -o -name '*.mo' -type f -print0 | xargs -0 rm -f
+	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -print0 | xargs -0 rm -rf
+	rm -f $(REQUIREMENTS_STAMP)
+
+# Also the node's state (database, secrets, certificate) and the virtualenv.
+distclean: clean
+	rm -rf var $(VENV)

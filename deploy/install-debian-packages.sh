@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# Install the Debian packages the portal needs, only those that are missing.
+#
+#   deploy/install-debian-packages.sh PACKAGE...
+#
+# As root: `apt-get update` (only when something is missing), then
+# `apt-get install`. The packages that ship a system daemon (redis-server,
+# nginx, dnsmasq) are installed with a policy-rc.d that forbids starting
+# services, and the units of the ones installed here are disabled
+# afterwards: the portal runs its own Redis, nginx and dnsmasq instances
+# with its own configuration, and a system copy would only take ports and
+# memory (and, for dnsmasq, answer DHCP on the machine's own network).
+# Daemons that were installed before this script ran are left alone.
+#
+# Not root: installs nothing, prints what is missing and exits 0, so
+# `make run` can continue in dry-run mode.
+set -euo pipefail
+
+missing=()
+for package in "$@"; do
+    status=$(dpkg-query -W -f='${db:Status-Status}' "$package" 2>/dev/null || true)
+    if [[ "$status" != "installed" ]]; then
+        missing+=("$package")
+    fi
+done
+
+if [[ ${#missing[@]} -eq 0 ]]; then
+    exit 0
+fi
+
+if [[ $(id -u) -ne 0 ]]; then
+    echo "Not root: not installing the missing Debian packages: ${missing[*]}" >&2
+    echo "Install them as root (make deps) for the lab and the full test suite." >&2
+    exit 0
+fi
+
+echo "Installing Debian packages: ${missing[*]}"
+
+policy=/usr/sbin/policy-rc.d
+own_policy=0
+if [[ ! -e $policy ]]; then
+    # Exit status 101 means "action not allowed" to invoke-rc.d and
+    # deb-systemd-invoke: packages are configured but nothing is started.
+    printf '#!/bin/sh\nexit 101\n' > "$policy"
+    chmod 0755 "$policy"
+    own_policy=1
+fi
+cleanup() {
+    if [[ $own_policy -eq 1 ]]; then
+        rm -f "$policy"
+    fi
+}
+trap cleanup EXIT
+
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -q
+apt-get install -q -y \
+    -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold \
+    "${missing[@]}"
+
+# Units of daemons we run ourselves, by package name.
+declare -A units=(
+    [redis-server]=redis-server.service
+    [nginx-light]=nginx.service
+    [nginx]=nginx.service
+    [dnsmasq]=dnsmasq.service
+)
+if command -v systemctl >/dev/null; then
+    for package in "${missing[@]}"; do
+        unit=${units[$package]:-}
+        if [[ -n $unit ]]; then
+            # Works with or without a running systemd: it removes the
+            # symlinks that would start the unit at boot.
+            systemctl disable --quiet "$unit" 2>/dev/null || true
+            if [[ -d /run/systemd/system ]]; then
+                systemctl stop --quiet "$unit" 2>/dev/null || true
+            fi
+        fi
+    done
+fi
