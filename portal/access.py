@@ -26,7 +26,7 @@ from portal.models import NodeSettings, SetupAttempt
 from portal.models.node import hash_setup_secret, normalise_setup_secret
 
 # 32 symbols without 0/O, 1/I: 20 of them carry 100 bits and read aloud well.
-SECRET_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
+SECRET_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # noqa: S105
 SECRET_LENGTH = 20
 SETUP_ATTEMPT_LIMIT = 5
 SETUP_ATTEMPT_WINDOW = timedelta(minutes=15)
@@ -106,7 +106,10 @@ def check_setup_secret(*, secret: str, address: str) -> SecretCheck:
     node = NodeSettings.peek()
     if node.setup_done:
         return SecretCheck.CLOSED
-    if SetupAttempt.recent_failures(address, SETUP_ATTEMPT_WINDOW) >= SETUP_ATTEMPT_LIMIT:
+    if (
+        SetupAttempt.recent_failures(address, SETUP_ATTEMPT_WINDOW)
+        >= SETUP_ATTEMPT_LIMIT
+    ):
         return SecretCheck.THROTTLED
     if node.setup_secret_matches(secret):
         return SecretCheck.OK

@@ -45,7 +45,11 @@ class SetupSecretForm(forms.Form):
             "(also in the root-only file setup-secret in the state folder)."
         ),
         widget=forms.TextInput(
-            attrs={"autocomplete": "off", "autocapitalize": "characters", "spellcheck": "false"}
+            attrs={
+                "autocomplete": "off",
+                "autocapitalize": "characters",
+                "spellcheck": "false",
+            }
         ),
     )
 

@@ -136,11 +136,12 @@ def format_bytes(value: int | float | None) -> str:
             "count": number_format(int(value))
         }
     amount = float(value)
-    unit = _BYTE_UNITS[0]
-    for unit in _BYTE_UNITS:
+    unit_index = 0
+    amount /= 1024
+    while amount >= 1024 and unit_index < len(_BYTE_UNITS) - 1:
         amount /= 1024
-        if amount < 1024:
-            break
+        unit_index += 1
+    unit = _BYTE_UNITS[unit_index]
     # Translators: a size such as "1.5 MiB"; unit is KiB, MiB, GiB ...
     return _("%(amount)s %(unit)s") % {
         "amount": number_format(amount, decimal_pos=1 if amount < 100 else 0),

@@ -51,9 +51,13 @@ class NodeSettings(models.Model):
         help_text=_("How this node is called on the mesh and on its pages."),
     )
     language = models.CharField(_("language"), max_length=8, default="en")
-    setup_completed_at = models.DateTimeField(_("setup completed"), null=True, blank=True)
+    setup_completed_at = models.DateTimeField(
+        _("setup completed"), null=True, blank=True
+    )
     setup_secret_hash = models.CharField(max_length=64, blank=True, editable=False)
-    setup_secret_created_at = models.DateTimeField(null=True, blank=True, editable=False)
+    setup_secret_created_at = models.DateTimeField(
+        null=True, blank=True, editable=False
+    )
 
     class Meta:
         verbose_name = _("node settings")

@@ -40,7 +40,19 @@ def _interface_rows(data: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
-def _snapshot_context(snapshot: NodeStatus | None, health: QueueState) -> dict[str, Any]:
+def _neighbour_rows(babel: dict[str, Any]) -> list[dict[str, Any]]:
+    """babeld neighbours with ``heard``: how many of the last 16 hellos came."""
+    rows = []
+    for neighbour in babel.get("neighbours") or []:
+        reach = neighbour.get("reach")
+        heard = bin(reach & 0xFFFF).count("1") if isinstance(reach, int) else None
+        rows.append({**neighbour, "heard": heard})
+    return rows
+
+
+def _snapshot_context(
+    snapshot: NodeStatus | None, health: QueueState
+) -> dict[str, Any]:
     if snapshot is None:
         return {"snapshot": None}
     data = snapshot.data or {}
@@ -54,6 +66,7 @@ def _snapshot_context(snapshot: NodeStatus | None, health: QueueState) -> dict[s
         "interfaces": _interface_rows(data),
         "interfaces_error": data.get("interfaces_error") or "",
         "babel": data.get("babel") or {},
+        "neighbours": _neighbour_rows(data.get("babel") or {}),
         "host_mode": data.get("host_mode"),
     }
 
@@ -95,7 +108,10 @@ def refresh_status(request: HttpRequest) -> HttpResponse:
     if health.can_apply:
         messages.success(
             request,
-            _("Refresh requested. Reload this page in a few seconds to see new figures."),
+            _(
+                "Refresh requested. Reload this page in a few seconds to see "
+                "new figures."
+            ),
         )
     else:
         messages.warning(
@@ -106,4 +122,3 @@ def refresh_status(request: HttpRequest) -> HttpResponse:
             ),
         )
     return redirect("portal:dashboard")
-

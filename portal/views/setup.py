@@ -101,7 +101,10 @@ def setup_account(request: HttpRequest) -> HttpResponse:
             except access.SetupError:
                 messages.error(
                     request,
-                    _("Setup could not be completed: the setup secret changed. Start again."),
+                    _(
+                        "Setup could not be completed: the setup secret changed. "
+                        "Start again."
+                    ),
                 )
                 return redirect("portal:setup")
             request.session.pop(SESSION_PROOF, None)
