@@ -198,6 +198,10 @@ class PortalWorker(SimpleWorker):
     def bootstrap(self, *args: Any, **kwargs: Any) -> None:
         super().bootstrap(*args, **kwargs)
         self.recover_interrupted_jobs()
+        # At start-up every pending row is pushed at once, without the grace
+        # period: a duplicate delivery is harmless (the row is claimed once).
+        self.push_stranded_jobs(grace=timedelta(0))
+        self._last_sweep = timezone.now()
         self.portal_tick()
 
     def execute_job(self, job: RQJob, queue: Any) -> None:
@@ -300,13 +304,13 @@ class PortalWorker(SimpleWorker):
             RQJobStatus.DEFERRED,
         )
 
-    def push_stranded_jobs(self) -> int:
+    def push_stranded_jobs(self, grace: timedelta = SWEEP_GRACE) -> int:
         """Push pending rows that have no job in Redis (queued while down)."""
         from portal.models import Job, JobStatus
 
         from .queue import push
 
-        cutoff = timezone.now() - SWEEP_GRACE
+        cutoff = timezone.now() - grace
         pushed = 0
         for job_id, kind in Job.objects.filter(
             status=JobStatus.PENDING, created__lt=cutoff

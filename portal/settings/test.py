@@ -24,5 +24,7 @@ if DATABASES["default"]["ENGINE"].endswith("sqlite3"):  # noqa: F405
     (STATE_DIR / "db").mkdir(parents=True, exist_ok=True)  # noqa: F405
     DATABASES["default"].setdefault("TEST", {})  # noqa: F405
     DATABASES["default"]["TEST"].setdefault(  # noqa: F405
-        "NAME", str(STATE_DIR / "db" / "test.sqlite3")  # noqa: F405
+        # One file per pytest process: runs side by side do not collide.
+        "NAME",
+        str(STATE_DIR / "db" / f"test-{os.getpid()}.sqlite3"),  # noqa: F405
     )
