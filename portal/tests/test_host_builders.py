@@ -318,3 +318,94 @@ def test_arping_error_with_exit_one_is_not_mistaken_for_free():
     stderr = "arping: libnet_init(LIBNET_LINK, nonexist): No such device"
     with pytest.raises(CommandFailed, match="No such device"):
         arping.address_in_use(_arping_result(1, "", stderr))
+
+
+# --- builders against the real programs, inside namespaces we create ------------
+
+
+@pytest.fixture(scope="module")
+def linked_namespaces():
+    """Two namespaces joined by a veth pair made inside the first one."""
+    import os
+    import subprocess
+
+    tag = f"byzh-{os.getpid() % 100000}"
+    names = (f"{tag}p", f"{tag}q")
+
+    def run(*argv: str) -> None:
+        subprocess.run(argv, check=True, capture_output=True)
+
+    try:
+        for name in names:
+            run("ip", "netns", "add", name)
+        run(
+            "ip", "-n", names[0], "link", "add", "vp", "type", "veth",
+            "peer", "name", "vq", "netns", names[1],
+        )  # fmt: skip
+        for name, dev, address in zip(
+            names, ("vp", "vq"), ("10.97.0.1/24", "10.97.0.2/24")
+        ):
+            run("ip", "-n", name, "link", "set", dev, "up")
+            run("ip", "-n", name, "addr", "add", address, "dev", dev)
+        yield names
+    finally:
+        for name in names:
+            subprocess.run(["ip", "netns", "delete", name], capture_output=True)
+
+
+@pytest.mark.lab
+def test_real_arping_detects_used_and_free_addresses(linked_namespaces):
+    from portal.host.runner import NamespaceRunner
+
+    runner = NamespaceRunner(linked_namespaces[0])
+    used = runner.run(
+        arping.duplicate_address_probe("vp", "10.97.0.2", count=2, wait_seconds=2)
+    )
+    assert arping.address_in_use(used) is True
+    free = runner.run(
+        arping.duplicate_address_probe("vp", "10.97.0.9", count=1, wait_seconds=1)
+    )
+    assert arping.address_in_use(free) is False
+    broken = runner.run(arping.duplicate_address_probe("nosuch0", "10.97.0.2", count=1))
+    with pytest.raises(CommandFailed):
+        arping.address_in_use(broken)
+
+
+@pytest.mark.lab
+def test_real_nft_check_apply_list_delete(linked_namespaces, tmp_path):
+    import json
+
+    from portal.host.files import FileStore
+    from portal.host.runner import NamespaceRunner
+
+    runner = NamespaceRunner(linked_namespaces[0])
+    files = FileStore(tmp_path)
+    files.write(
+        "/etc/byz.nft", "table inet byzh_test {\n  set clients { type ipv4_addr; }\n}\n"
+    )
+    files.write("/etc/bad.nft", "table inet byzh_test { nonsense }\n")
+    good, bad = str(files.path("/etc/byz.nft")), str(files.path("/etc/bad.nft"))
+    assert runner.run(nft.check_file(good)).ok
+    with pytest.raises(CommandFailed):
+        runner.run(nft.check_file(bad))
+    with pytest.raises(CommandFailed):  # checking applied nothing
+        runner.run(nft.list_table("byzh_test"))
+    runner.run(nft.apply_file(good))
+    listing = json.loads(runner.run(nft.list_table("byzh_test")).stdout)
+    assert {"set": True} == {
+        k: True for item in listing["nftables"] for k in item if k == "set"
+    }
+    runner.run(nft.delete_table("byzh_test"))
+    assert not runner.run(nft.delete_table("byzh_test", missing_ok=True)).ok
+
+
+@pytest.mark.lab
+def test_real_sysctl_reads_and_sets_namespace_forwarding(linked_namespaces):
+    from portal.host.runner import NamespaceRunner
+
+    runner = NamespaceRunner(linked_namespaces[1])
+    key = sysctl.interface_key("ipv4", "vq", "forwarding")
+    runner.run(sysctl.write(key, 1))
+    assert sysctl.parse_value(runner.run(sysctl.read(key)).stdout) == 1
+    runner.run(sysctl.write(key, 0))
+    assert sysctl.parse_value(runner.run(sysctl.read(key)).stdout) == 0
