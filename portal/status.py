@@ -18,6 +18,7 @@ are still shown, with the reason babeld could not be read.
 from __future__ import annotations
 
 import dataclasses
+import json
 import time
 from pathlib import Path
 from typing import Any
@@ -52,6 +53,12 @@ def parse_iw_dev(text: str) -> frozenset[str]:
     return frozenset(names)
 
 
+def _plain(obj: Any) -> Any:
+    """A reader's dataclass as plain JSON types (tuples become lists), so the
+    snapshot reads back from the database exactly as it was collected."""
+    return json.loads(json.dumps(dataclasses.asdict(obj)))
+
+
 def read_uptime(path: Path = PROC_UPTIME) -> float | None:
     """Seconds since the machine booted, or None when it cannot be read."""
     try:
@@ -76,7 +83,7 @@ def collect_interfaces(host: Host) -> tuple[list[dict[str, Any]], str]:
         interfaces = parse_ip_addr(result.stdout, wireless=wireless)
     except (HostError, ValueError) as error:
         return [], str(error)
-    return [dataclasses.asdict(info) for info in interfaces], ""
+    return [_plain(info) for info in interfaces], ""
 
 
 def collect_babel(socket_path: Path, *, timeout: float = 2.0) -> dict[str, Any]:
@@ -98,7 +105,7 @@ def collect_babel(socket_path: Path, *, timeout: float = 2.0) -> dict[str, Any]:
         "socket": str(socket_path),
         "my_id": dump.my_id,
         "version": dump.version,
-        "neighbours": [dataclasses.asdict(n) for n in dump.neighbours],
+        "neighbours": [_plain(n) for n in dump.neighbours],
         "route_count": len(dump.routes),
         "xroute_count": len(dump.xroutes),
     }
