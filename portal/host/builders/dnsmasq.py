@@ -36,7 +36,7 @@ dhcp-leasefile=$lease_file
 pid-file=$pid_file
 log-facility=$log_file
 log-dhcp
-"""
+$extra"""
 )
 
 _TITLE = re.compile(r"^[A-Za-z0-9 ._-]{1,64}$")
@@ -56,6 +56,9 @@ class DnsmasqConfig:
     last_host: int = 199
     lease_time: str = "1h"
     domain: str = "lab"
+    # dnsmasq pings an address before offering it and waits up to 3 s for an
+    # answer; a lab's subnet has no hosts it does not know, so it may skip it.
+    no_ping: bool = False
 
     @property
     def config_file(self) -> Path:
@@ -104,6 +107,7 @@ def render_config(config: DnsmasqConfig) -> str:
         lease_file=validate.absolute_path(str(config.lease_file)),
         pid_file=validate.absolute_path(str(config.pid_file)),
         log_file=validate.absolute_path(str(config.log_file)),
+        extra="no-ping\n" if config.no_ping else "",
     )
 
 

@@ -122,6 +122,13 @@ def show_links() -> Command:
     return Command(("ip", "-j", "link", "show"))
 
 
+def show_link_details(name: str) -> Command:
+    """One interface with its details (bridge port state ...), as JSON."""
+    return Command(
+        ("ip", "-j", "-d", "link", "show", "dev", validate.interface_name(name))
+    )
+
+
 def show_addresses() -> Command:
     """Every interface with its addresses, as JSON."""
     return Command(("ip", "-j", "address", "show"))
