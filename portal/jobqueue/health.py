@@ -18,6 +18,7 @@ from rq.queue import Queue
 from rq.worker_registration import get_keys
 
 from .queue import privileged_queue, web_connection
+from .rq import worker_process_gone
 
 CACHE_SECONDS = 2.0
 
@@ -102,8 +103,9 @@ def _measure() -> QueueHealth:
 def _live_workers(queue: Queue) -> int:
     """Workers registered on the queue whose key is alive and not dead.
 
-    A worker killed with SIGKILL stays in RQ's registry set until the next
-    clean-up, so the set alone would count it; its key expires, though.
+    A worker killed with SIGKILL stays in RQ's registry set, and its key
+    lives until its heartbeat TTL runs out; on this machine its missing
+    process gives it away at once.
     """
     keys = list(get_keys(queue=queue))
     if not keys:
@@ -115,6 +117,6 @@ def _live_workers(queue: Queue) -> int:
         answers = pipeline.execute()
     return sum(
         1
-        for exists, dead in zip(answers[::2], answers[1::2], strict=True)
-        if exists and not dead
+        for key, exists, dead in zip(keys, answers[::2], answers[1::2], strict=True)
+        if exists and not dead and not worker_process_gone(queue.connection, key)
     )

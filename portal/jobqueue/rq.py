@@ -45,6 +45,8 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
+import socket
 import uuid
 from collections.abc import Callable
 from datetime import timedelta
@@ -157,6 +159,27 @@ def _mark_refused(job_id: str, reason: str) -> None:
         close_old_connections()
 
 
+def worker_process_gone(connection: Any, key: str) -> bool:
+    """True when worker ``key`` ran on this machine and its process is gone."""
+    hostname, pid = (
+        value.decode() if isinstance(value, bytes) else value
+        for value in connection.hmget(key, ["hostname", "pid"])
+    )
+    if hostname != socket.gethostname() or not pid:
+        return False
+    return not _process_alive(int(pid))
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 class PortalWorker(SimpleWorker):
     """The one worker of the privileged queue (see the module docstring)."""
 
@@ -197,6 +220,7 @@ class PortalWorker(SimpleWorker):
 
     def bootstrap(self, *args: Any, **kwargs: Any) -> None:
         super().bootstrap(*args, **kwargs)
+        self.forget_dead_workers()
         self.recover_interrupted_jobs()
         # At start-up every pending row is pushed at once, without the grace
         # period: a duplicate delivery is harmless (the row is claimed once).
@@ -231,6 +255,30 @@ class PortalWorker(SimpleWorker):
         close_old_connections()
         return count
 
+    def forget_dead_workers(self) -> int:
+        """Unregister workers of this machine whose process is gone.
+
+        A worker killed with SIGKILL cannot unregister itself; until its key
+        expires the queue health would count it as running.
+        """
+        from rq.worker_registration import REDIS_WORKER_KEYS, WORKERS_BY_QUEUE_KEY
+
+        forgotten = 0
+        for queue in self.queues:
+            by_queue = WORKERS_BY_QUEUE_KEY % queue.name
+            for raw_key in self.connection.smembers(by_queue):
+                key = raw_key.decode() if isinstance(raw_key, bytes) else raw_key
+                if key == self.key:
+                    continue
+                if worker_process_gone(self.connection, key):
+                    with self.connection.pipeline() as pipeline:
+                        pipeline.srem(by_queue, key)
+                        pipeline.srem(REDIS_WORKER_KEYS, key)
+                        pipeline.delete(key)
+                        pipeline.execute()
+                    forgotten += 1
+        return forgotten
+
     def _running_elsewhere(self, job_id: str) -> bool:
         """True when another live worker is executing this job right now."""
         try:
@@ -243,9 +291,18 @@ class PortalWorker(SimpleWorker):
         if not worker_name or worker_name == self.name:
             return False
         key = f"rq:worker:{worker_name}"
-        return bool(self.connection.exists(key)) and not self.connection.hexists(
-            key, "death"
+        fields = self.connection.hmget(key, ["death", "hostname", "pid"])
+        death, hostname, pid = (
+            value.decode() if isinstance(value, bytes) else value for value in fields
         )
+        if not self.connection.exists(key) or death:
+            return False
+        # A worker killed with SIGKILL leaves its key until the heartbeat TTL
+        # (the job timeout plus a minute) runs out; on this machine we can
+        # tell at once whether its process is still there.
+        if hostname == socket.gethostname() and pid:
+            return _process_alive(int(pid))
+        return True
 
     def portal_tick(self) -> None:
         """Enqueue due periodic kinds; push pending rows Redis never got."""

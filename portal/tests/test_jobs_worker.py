@@ -16,10 +16,9 @@ from rq.queue import Queue
 from rq.serializers import JSONSerializer
 
 import portal.jobqueue.testing_jobs  # noqa: F401 - registers the test kinds
-from portal.jobqueue.execution import interrupted_message
-from portal.jobqueue.services import enqueue_job, retry_job
+from portal.jobqueue.services import enqueue_job
 from portal.models import Job, JobStatus
-from portal.tests.redis_fixture import WorkerProcess, redis_server, use_redis  # noqa: F401
+from portal.tests.redis_fixture import WorkerProcess
 
 pytestmark = [pytest.mark.redis, pytest.mark.django_db(transaction=True)]
 
@@ -32,7 +31,7 @@ def workdir():
 
 
 @pytest.fixture(scope="module")
-def worker(redis_server, workdir, django_db_setup, django_db_blocker):  # noqa: F811
+def worker(redis_server, workdir, django_db_setup, django_db_blocker):
     """One worker process for the tests of this module that do not kill it."""
     process = WorkerProcess(redis_server, workdir).start()
     yield process
@@ -57,7 +56,7 @@ def wait_finished(job: Job, worker: WorkerProcess, timeout: float = 20.0) -> Job
     return Job.objects.get(pk=job.pk)
 
 
-def rq_status(redis_server, job_id: str) -> str | None:  # noqa: F811
+def rq_status(redis_server, job_id: str) -> str | None:
     value = redis_server.client().hget(f"rq:job:{job_id}", "status")
     return value.decode() if value else None
 
