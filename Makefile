@@ -11,6 +11,9 @@ SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
 .DEFAULT_GOAL := help
 
+# Debian's interpreter, not one from a private home (pyenv): the web
+# process runs as an unprivileged user and must be able to execute it.
+SYSTEM_PYTHON := /usr/bin/python3
 VENV := .venv
 PYTHON := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
@@ -42,7 +45,7 @@ debian-packages:
 	@deploy/install-debian-packages.sh $(DEBIAN_PACKAGES)
 
 $(PYTHON):
-	python3 -m venv $(VENV)
+	$(SYSTEM_PYTHON) -m venv $(VENV)
 
 # pip runs again only when requirements.txt changed (or the venv is new).
 $(REQUIREMENTS_STAMP): requirements.txt | $(PYTHON)
@@ -52,7 +55,10 @@ $(REQUIREMENTS_STAMP): requirements.txt | $(PYTHON)
 compilemessages: $(REQUIREMENTS_STAMP)
 	$(MANAGE) compilemessages --ignore=$(VENV) --ignore=var -v 0
 
+# runnode --render-configs first: it creates the state folders (the database
+# folder among them) with their owners, so migrate has somewhere to write.
 prepare: deps compilemessages
+	$(MANAGE) runnode --render-configs -v 0
 	$(MANAGE) migrate --noinput -v 0
 	$(MANAGE) collectstatic --noinput -v 0
 	$(MANAGE) portal_init

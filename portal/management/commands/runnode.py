@@ -706,14 +706,14 @@ class Supervisor:
     def check_web_can_reach_code(self) -> None:
         """Refuse early when the web user cannot read the checkout.
 
-        gunicorn runs as an unprivileged user; a checkout under a private
-        home folder (``/root``) is invisible to it and it would die with an
-        import error nobody understands.
+        gunicorn runs as an unprivileged user; a checkout or state folder
+        under a private home folder (``/root``) is invisible to it and it
+        would die with an import error nobody understands.
         """
         if not self.accounts.privileged:
             return
         web = self.accounts.web
-        for path in (REPO_DIR, Path(sys.executable).parent, self.layout.state_dir):
+        for path in (REPO_DIR, self.layout.state_dir):
             if not _reachable(path, web):
                 raise StartupError(
                     _(
@@ -724,6 +724,45 @@ class Supervisor:
                     )
                     % {"user": web.name, "path": path}
                 )
+
+    def web_interpreter(self) -> tuple[list[str], dict[str, str]]:
+        """The Python the web user runs gunicorn with, and extra environment.
+
+        Normally the virtualenv's. A virtualenv made from an interpreter in a
+        private home (pyenv under /root) cannot be executed by the web user;
+        then Debian's interpreter of the same version runs the virtualenv's
+        packages (same ABI), rather than running the web process as root.
+        """
+        own = Path(sys.executable)
+        if not self.accounts.privileged or _reachable(own.resolve(), self.accounts.web):
+            return [str(own)], {}
+        version = f"{sys.version_info.major}.{sys.version_info.minor}"
+        system = Path(f"/usr/bin/python{version}")
+        if system.exists() and _reachable(system.resolve(), self.accounts.web):
+            import site
+
+            self.say(
+                _(
+                    "The virtualenv's interpreter %(own)s is not reachable by "
+                    "%(user)s; the web process uses %(system)s with the "
+                    "virtualenv's packages."
+                )
+                % {
+                    "own": own.resolve(),
+                    "user": self.accounts.web.name,
+                    "system": system,
+                }
+            )
+            return [str(system)], {
+                "PYTHONPATH": os.pathsep.join(site.getsitepackages())
+            }
+        raise StartupError(
+            _(
+                "The web user %(user)s cannot run %(python)s. Recreate the "
+                "virtualenv with /usr/bin/python3 (make distclean && make run)."
+            )
+            % {"user": self.accounts.web.name, "python": own.resolve()}
+        )
 
     def write_configs(self) -> None:
         self.layout.redis_conf.write_text(render_redis_conf(self.layout))
@@ -845,8 +884,9 @@ class Supervisor:
         )
 
     def start_web(self) -> None:
+        python, python_env = self.web_interpreter()
         argv = [
-            sys.executable,
+            *python,
             "-m",
             "gunicorn",
             "--config",
@@ -864,7 +904,7 @@ class Supervisor:
             home=self.layout.web_dir,
             umask=0o027,
             stop_timeout=25,
-            extra_env={"PYTHONDONTWRITEBYTECODE": "1"},
+            extra_env={"PYTHONDONTWRITEBYTECODE": "1", **python_env},
         )
         status: list[int | None] = [None]
 
@@ -1094,7 +1134,7 @@ class Command(BaseCommand):
                 with_lab=config.host_mode == "lab",
             )
             if options["render_configs"]:
-                self._render_only(supervisor)
+                self._render_only(supervisor, quiet=options["verbosity"] == 0)
                 return
             supervisor.install_signal_handlers()
             status = 1
@@ -1115,7 +1155,7 @@ class Command(BaseCommand):
                     _("The node was stopped because of the error above.")
                 )
 
-    def _render_only(self, supervisor: Supervisor) -> None:
+    def _render_only(self, supervisor: Supervisor, *, quiet: bool) -> None:
         try:
             if supervisor.accounts.privileged:
                 ensure_web_user(supervisor.accounts.web.name or "")
@@ -1123,8 +1163,9 @@ class Command(BaseCommand):
             supervisor.write_configs()
         except StartupError as error:
             raise CommandError(str(error)) from error
-        self._say(str(supervisor.layout.redis_conf))
-        self._say(str(supervisor.layout.nginx_conf))
+        if not quiet:
+            self._say(str(supervisor.layout.redis_conf))
+            self._say(str(supervisor.layout.nginx_conf))
 
     def _say(self, line: str) -> None:
         self.stdout.write(line)
