@@ -435,9 +435,12 @@ def first_login_hint(https_url: str) -> str:
     Reads only: ``portal_init`` (run just before by ``make run``) issued the
     secret; the database says whether setup was completed since.
     """
+    from django.urls import reverse
+
     from portal.access import setup_secret_path
     from portal.models import NodeSettings
 
+    setup_url = https_url.rstrip("/") + reverse("portal:setup")
     if NodeSettings.peek().setup_done:
         return _("Setup is done: log in at %(url)s with the admin password.") % {
             "url": https_url
@@ -454,7 +457,7 @@ def first_login_hint(https_url: str) -> str:
     return _(
         "First login: open %(url)s and enter the one-time setup secret "
         "%(secret)s to choose the admin password, node name and language."
-    ) % {"url": https_url, "secret": secret}
+    ) % {"url": setup_url, "secret": secret}
 
 
 @dataclass
@@ -833,18 +836,17 @@ class Supervisor:
 
     @staticmethod
     def _lab_summary(output: bytes) -> str:
+        """One line from ``lab up --json``: namespaces and convergence time."""
         try:
             data = json.loads(output)
-        except ValueError:
-            return output.decode(errors="replace").strip()
-        names: list[str] = []
-        for key in ("nodes", "clients"):
-            for item in data.get(key, []) if isinstance(data, dict) else []:
-                if isinstance(item, dict):
-                    names.append(str(item.get("name") or item.get("namespace")))
-                else:
-                    names.append(str(item))
-        return ", ".join(names) if names else json.dumps(data)[:200]
+            namespaces = ", ".join(str(name) for name in data["namespaces"])
+            converged = float(data["converged_seconds"])
+        except (ValueError, KeyError, TypeError):
+            return output.decode(errors="replace").strip()[:300]
+        return _("namespaces %(namespaces)s; babel converged in %(seconds).1f s") % {
+            "namespaces": namespaces,
+            "seconds": converged,
+        }
 
     def _worker_registered(self, pid: int) -> bool:
         import redis
