@@ -52,14 +52,20 @@ def queue_state() -> QueueState:
         )
 
 
-def _node_name() -> str:
+def _configured_name() -> str:
     from portal.models import NodeSettings
 
-    return NodeSettings.peek().node_name or str(_("Byzantium node"))
+    return NodeSettings.peek().node_name
+
+
+def _node_name() -> str:
+    return _configured_name() or str(_("Byzantium node"))
 
 
 def node(request: HttpRequest) -> dict[str, Any]:
     return {
         "node_name": SimpleLazyObject(_node_name),
+        # Whether the operator has named the node yet (before setup: no).
+        "node_named": SimpleLazyObject(lambda: bool(_configured_name())),
         "queue_health": SimpleLazyObject(queue_state),
     }
