@@ -1,0 +1,348 @@
+"""``manage.py runnode`` end to end: the whole node as ``make run`` starts it.
+
+One node is started for the module (Redis, a 3-node lab, the RQ worker,
+gunicorn, nginx), in its own state folder, with its own lab prefix and free
+ports, so it never meets a node started by ``make run``. The tests read it;
+the last one sends SIGINT and checks that nothing is left behind. The
+finaliser cleans up even when a test fails half-way.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import os
+import queue
+import re
+import secrets
+import shutil
+import signal
+import socket
+import ssl
+import string
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psutil
+import pytest
+
+from portal.config import REPO_DIR
+from portal.lab.lab import list_namespaces
+
+pytestmark = pytest.mark.lab
+
+START_TIMEOUT = 300.0
+STOP_TIMEOUT = 150.0
+BANNER_END = "Press Ctrl-C to stop."
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _prefix() -> str:
+    """A lab prefix of our own: not ``byz`` (make run), not ``lt*`` (the
+    lab fixtures, whose session clean-up removes labs of dead owners)."""
+    alphabet = string.ascii_lowercase + string.digits
+    taken = {name.split("-", 1)[0] for name in list_namespaces()}
+    while True:
+        prefix = "rn" + "".join(secrets.choice(alphabet) for _ in range(3))
+        if prefix not in taken:
+            return prefix
+
+
+@dataclass
+class RunningNode:
+    """The ``runnode`` process and what the test learnt about it."""
+
+    process: subprocess.Popen[str]
+    state_dir: Path
+    prefix: str
+    env: dict[str, str]
+    http_port: int
+    https_port: int
+    lines: list[str] = field(default_factory=list)
+    output: queue.Queue[str] = field(default_factory=queue.Queue)
+
+    def manage(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, str(REPO_DIR / "manage.py"), *args],
+            cwd=REPO_DIR,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+
+    def wait_for_line(self, text: str, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                line = self.output.get(timeout=1)
+            except queue.Empty:
+                if self.process.poll() is not None:
+                    break
+                continue
+            self.lines.append(line)
+            if text in line:
+                return
+        pytest.fail(
+            f"runnode did not print {text!r}; its output:\n" + "".join(self.lines)
+        )
+
+    def drain(self) -> str:
+        while True:
+            try:
+                self.lines.append(self.output.get_nowait())
+            except queue.Empty:
+                return "".join(self.lines)
+
+    @property
+    def https_url(self) -> str:
+        return f"https://127.0.0.1:{self.https_port}/"
+
+    @property
+    def http_url(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}/"
+
+
+def _pump(stream, into: queue.Queue[str]) -> None:  # type: ignore[no-untyped-def]
+    for line in stream:
+        into.put(line)
+
+
+@pytest.fixture(scope="module")
+def node() -> Iterator[RunningNode]:
+    # Not pytest's tmp_path: it is private to root (0700), and gunicorn runs
+    # as the web user, who must be able to enter the state folder.
+    state_dir = Path(tempfile.mkdtemp(prefix="byz-runnode-", dir="/tmp"))
+    state_dir.chmod(0o755)
+    prefix = _prefix()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BYZANTIUM_")}
+    env.update(
+        DJANGO_SETTINGS_MODULE="portal.settings.dev",
+        BYZANTIUM_STATE_DIR=str(state_dir),
+        BYZANTIUM_LAB_PREFIX=prefix,
+        BYZANTIUM_HOST_MODE="lab",
+        BYZANTIUM_HTTP_PORT=str(_free_port()),
+        BYZANTIUM_HTTPS_PORT=str(_free_port()),
+        PYTHONUNBUFFERED="1",
+    )
+    running = RunningNode(
+        process=None,  # type: ignore[arg-type]
+        state_dir=state_dir,
+        prefix=prefix,
+        env=env,
+        http_port=int(env["BYZANTIUM_HTTP_PORT"]),
+        https_port=int(env["BYZANTIUM_HTTPS_PORT"]),
+    )
+    try:
+        # What `make run` does before the supervisor.
+        for step in (
+            ("runnode", "--render-configs", "-v", "0"),
+            ("migrate", "--noinput", "-v", "0"),
+            ("collectstatic", "--noinput", "-v", "0"),
+            ("portal_init",),
+        ):
+            result = running.manage(*step)
+            assert result.returncode == 0, result.stdout + result.stderr
+        running.process = subprocess.Popen(
+            [sys.executable, str(REPO_DIR / "manage.py"), "runnode"],
+            cwd=REPO_DIR,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        threading.Thread(
+            target=_pump, args=(running.process.stdout, running.output), daemon=True
+        ).start()
+        running.wait_for_line(BANNER_END, START_TIMEOUT)
+        yield running
+    finally:
+        process = running.process
+        if process is not None and process.poll() is None:
+            process.send_signal(signal.SIGINT)
+            try:
+                process.wait(STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        running.manage("lab", "down", timeout=180)
+        shutil.rmtree(state_dir, ignore_errors=True)
+
+
+def _get(url: str, *, context: ssl.SSLContext | None = None):  # type: ignore[no-untyped-def]
+    match = re.match(r"(https?)://([\d.]+):(\d+)(/.*)", url)
+    assert match, url
+    scheme, host, port, path = match.groups()
+    if scheme == "https":
+        connection: http.client.HTTPConnection = http.client.HTTPSConnection(
+            host, int(port), context=context, timeout=30
+        )
+    else:
+        connection = http.client.HTTPConnection(host, int(port), timeout=30)
+    try:
+        connection.request("GET", path)
+        response = connection.getresponse()
+        body = response.read()
+        der = b""
+        if scheme == "https":
+            der = connection.sock.getpeercert(binary_form=True)  # type: ignore[union-attr]
+        return response.status, dict(response.getheaders()), body, der
+    finally:
+        connection.close()
+
+
+def _banner_value(node: RunningNode, label: str) -> str:
+    for line in node.lines:
+        if label in line:
+            return line.split(label, 1)[1].strip()
+    pytest.fail(f"no {label!r} line in:\n{''.join(node.lines)}")
+
+
+def test_banner_names_both_urls_and_the_setup_secret(node: RunningNode) -> None:
+    output = "".join(node.lines)
+    secret = (node.state_dir / "setup-secret").read_text().strip()
+
+    assert node.https_url in output
+    assert node.http_url in output
+    assert secret in output
+
+
+def test_public_page_is_served_over_http(node: RunningNode) -> None:
+    status, _headers, body, _der = _get(node.http_url)
+
+    assert status == 200
+    assert b"<html" in body.lower()
+
+
+def test_static_files_are_served_by_nginx(node: RunningNode) -> None:
+    static_files = [
+        path for path in (node.state_dir / "static").rglob("*.css") if path.is_file()
+    ]
+    assert static_files, "collectstatic wrote no stylesheet"
+    relative = static_files[0].relative_to(node.state_dir / "static")
+
+    status, headers, body, _der = _get(f"{node.http_url}static/{relative}")
+
+    assert status == 200
+    assert body == static_files[0].read_bytes()
+    assert headers.get("Server") == "nginx"
+
+
+def test_admin_path_over_http_redirects_to_https(node: RunningNode) -> None:
+    status, headers, _body, _der = _get(f"{node.http_url}setup/")
+
+    assert status in (301, 302, 307, 308)
+    assert headers["Location"].startswith(node.https_url)
+
+
+def test_forged_scheme_header_does_not_open_admin_over_http(
+    node: RunningNode,
+) -> None:
+    connection = http.client.HTTPConnection("127.0.0.1", node.http_port, timeout=30)
+    try:
+        connection.request("GET", "/setup/", headers={"X-Forwarded-Proto": "https"})
+        response = connection.getresponse()
+        response.read()
+    finally:
+        connection.close()
+
+    assert response.status in (301, 302, 307, 308)
+    assert response.getheader("Location", "").startswith(node.https_url)
+
+
+def test_setup_page_is_served_over_https_with_the_generated_certificate(
+    node: RunningNode,
+) -> None:
+    cert = (node.state_dir / "tls" / "portal.crt").read_text()
+    context = ssl.create_default_context(cadata=cert)
+    # The certificate names the node, not 127.0.0.1; trust is pinned to
+    # this one certificate and its fingerprint instead of a host name.
+    context.check_hostname = False
+
+    status, headers, body, der = _get(f"{node.https_url}setup/", context=context)
+
+    digest = hashlib.sha256(der).hexdigest().upper()
+    fingerprint = ":".join(digest[i : i + 2] for i in range(0, len(digest), 2))
+    assert fingerprint == _banner_value(node, "Certificate SHA-256:")
+    assert status == 200
+    assert "secure" in headers.get("Set-Cookie", "secure").lower()
+    assert b"<form" in body
+
+
+def test_web_process_runs_as_the_unprivileged_user(node: RunningNode) -> None:
+    gunicorn_pid = int((node.state_dir / "run" / "web" / "gunicorn.pid").read_text())
+    master = psutil.Process(gunicorn_pid)
+    processes = [master, *master.children()]
+
+    assert {process.username() for process in processes} == {"byzantium-web"}
+    setup_secret = node.state_dir / "setup-secret"
+    assert setup_secret.stat().st_uid == 0
+    assert setup_secret.stat().st_mode & 0o077 == 0
+
+
+def test_lab_of_the_node_is_up(node: RunningNode) -> None:
+    namespaces = {
+        name for name in list_namespaces() if name.startswith(f"{node.prefix}-")
+    }
+
+    assert {f"{node.prefix}-n1", f"{node.prefix}-n2", f"{node.prefix}-c1"} <= namespaces
+
+
+def test_job_runs_through_the_real_worker(node: RunningNode) -> None:
+    script = (
+        "import time\n"
+        "from django.db import transaction\n"
+        "from portal.jobqueue.services import enqueue_job\n"
+        "from portal.models import Job\n"
+        "with transaction.atomic():\n"
+        "    job = enqueue_job(kind='portal.sample_status')\n"
+        "for _ in range(300):\n"
+        "    job.refresh_from_db()\n"
+        "    if job.status not in ('pending', 'running'):\n"
+        "        break\n"
+        "    time.sleep(0.1)\n"
+        "print('STATUS', job.status)\n"
+    )
+
+    result = node.manage("shell", "-c", script)
+
+    assert result.returncode == 0, result.stderr
+    assert "STATUS completed" in result.stdout, result.stdout + result.stderr
+
+
+def test_sigint_stops_every_process_and_the_lab(node: RunningNode) -> None:
+    supervisor = psutil.Process(node.process.pid)
+    children = supervisor.children(recursive=True)
+    assert {"redis-server", "nginx"} <= {child.name() for child in children}
+    run_dir = node.state_dir / "run"
+    sockets = [run_dir / "redis" / "redis.sock", run_dir / "web" / "gunicorn.sock"]
+    assert all(path.exists() for path in sockets)
+
+    node.process.send_signal(signal.SIGINT)
+    code = node.process.wait(STOP_TIMEOUT)
+
+    output = node.drain()
+    assert code == 0, output
+    _gone, alive = psutil.wait_procs(children, timeout=5)
+    assert alive == []
+    assert not any(path.exists() for path in sockets)
+    assert not list(run_dir.rglob("*.pid"))
+    assert [n for n in list_namespaces() if n.startswith(f"{node.prefix}-")] == []
+    lab_processes = [
+        process
+        for process in psutil.process_iter(["cmdline"])
+        if str(node.state_dir) in " ".join(process.info["cmdline"] or [])
+    ]
+    assert lab_processes == []
