@@ -228,3 +228,17 @@ def test_reachable_refuses_a_private_folder(tmp_path: Path) -> None:
 def test_http_status_parses_a_status_line() -> None:
     assert runnode._http_status(b"HTTP/1.1 302 Found\r\nLocation: /\r\n") == 302
     assert runnode._http_status(b"garbage") is None
+
+
+def test_example_config_loads_and_documents_every_key() -> None:
+    """docs/portal.example.toml names every key of PortalConfig and loads."""
+    from portal.config import REPO_DIR, load_config
+
+    example = REPO_DIR / "docs" / "portal.example.toml"
+    text = example.read_text()
+
+    config = load_config({"BYZANTIUM_CONFIG": str(example)})
+
+    assert config.host_mode == "system"
+    for key in (field.name for field in dataclasses.fields(PortalConfig)):
+        assert re.search(rf"^#? ?(\[{key}\]|{key} =)", text, re.MULTILINE), key
