@@ -22,6 +22,7 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connection
+from django.utils.translation import gettext as _
 
 from portal import access, tls
 from portal.forms import validate_node_name
@@ -49,7 +50,7 @@ class Command(BaseCommand):
             folder.mkdir(parents=True, exist_ok=True)
         if NodeSettings._meta.db_table not in connection.introspection.table_names():
             raise CommandError(
-                "The database is not migrated yet: run manage.py migrate first."
+                _("The database is not migrated yet: run manage.py migrate first.")
             )
 
         node = NodeSettings.load()
@@ -65,27 +66,40 @@ class Command(BaseCommand):
                 f"Could not make the HTTPS certificate: {error}"
             ) from error
         fingerprint = tls.fingerprint(files.cert.read_text())
-        verb = "Made" if made else "Using"
-        self.stdout.write(f"{verb} the HTTPS certificate {files.cert}")
-        self.stdout.write(f"Certificate SHA-256 fingerprint: {fingerprint}")
+        if made:
+            message = _("Made the HTTPS certificate %(path)s")
+        else:
+            message = _("Using the HTTPS certificate %(path)s")
+        self.stdout.write(message % {"path": files.cert})
+        self.stdout.write(
+            _("Certificate SHA-256 fingerprint: %(fingerprint)s")
+            % {"fingerprint": fingerprint}
+        )
 
         secret = access.issue_setup_secret(access.setup_secret_path())
         if secret is None:
-            self.stdout.write("Setup is done; log in with the administrator account.")
+            self.stdout.write(
+                _("Setup is done; log in with the administrator account.")
+            )
             return
         if os.geteuid() != 0:
             self.stderr.write(
-                "Warning: not running as root; the setup secret file is private to "
-                "this user only."
+                _(
+                    "Warning: not running as root; the setup secret file is "
+                    "private to this user only."
+                )
             )
         self.stdout.write("")
         self.stdout.write(
-            "This node is not set up yet. Open the operator panel over HTTPS"
+            _(
+                "This node is not set up yet. Open the operator panel over HTTPS "
+                "and type this one-time setup secret:"
+            )
         )
-        self.stdout.write("and type this one-time setup secret:")
         self.stdout.write("")
         self.stdout.write(f"    {secret}")
         self.stdout.write("")
         self.stdout.write(
-            f"(It is also in {access.setup_secret_path()}, readable by root only.)"
+            _("(It is also in %(path)s, readable by root only.)")
+            % {"path": access.setup_secret_path()}
         )
