@@ -63,7 +63,7 @@ class Command(BaseCommand):
             )
         except HostError as error:
             raise CommandError(
-                f"Could not make the HTTPS certificate: {error}"
+                _("Could not make the HTTPS certificate: %(error)s") % {"error": error}
             ) from error
         fingerprint = tls.fingerprint(files.cert.read_text())
         if made:
