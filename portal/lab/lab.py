@@ -369,7 +369,10 @@ class Lab:
             if pid is not None and pid_alive(pid):
                 return pid
             time.sleep(0.05)
-        raise LabError(f"{program} did not start (no live pid in {pid_file})")
+        pid = read_pid_file(pid_file)
+        if pid is None:
+            raise LabError(f"{program} did not start: no pid in {pid_file}")
+        raise LabError(f"{program} did not stay up: process {pid} has exited")
 
     # -- convergence --------------------------------------------------------
 

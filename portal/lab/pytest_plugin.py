@@ -23,18 +23,22 @@ import json
 import re
 import secrets
 import string
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from portal.host.runner import is_root
+from portal.host.runner import NETNS_RUN_DIR, is_root
 
 from .lab import MARKER, Lab, list_namespaces, pid_alive
 from .spec import LabSpec
 
 TEST_PREFIX = re.compile(r"^lt[a-z0-9]{3}$")
 _ALPHABET = string.ascii_lowercase + string.digits
+# A test lab younger than this is never judged stale: a parallel run may be
+# in the middle of building it.
+STALE_AFTER = 60.0
 
 MakeLab = Callable[..., Lab]
 
@@ -64,16 +68,28 @@ def new_test_lab() -> Lab:
     return Lab(prefix=prefix, base_dir=labs_root() / prefix, owner_pid=os.getpid())
 
 
-def _owner_alive(folder: Path) -> bool:
+def _in_use(prefix: str, folder: Path, min_age: float) -> bool:
+    """True when a live run owns the lab, or it is too young to judge.
+
+    A lab younger than ``min_age`` may be one a parallel run is building
+    right now (its marker may name an owner that is a short-lived helper),
+    so only labs older than that are judged by their owner.
+    """
     try:
         marker = json.loads((folder / MARKER).read_text())
     except (FileNotFoundError, ValueError):
-        return False
+        marker = {}
+    created = marker.get("created")
+    if not isinstance(created, int | float):
+        handles = list(NETNS_RUN_DIR.glob(f"{prefix}-*"))
+        created = max((h.stat().st_mtime for h in handles), default=0.0)
+    if time.time() - created < min_age:
+        return True
     owner = marker.get("owner_pid")
     return isinstance(owner, int) and pid_alive(owner)
 
 
-def clean_stale_test_labs() -> list[str]:
+def clean_stale_test_labs(min_age: float = STALE_AFTER) -> list[str]:
     """Remove test labs whose owning test run is gone; returns their prefixes."""
     root = labs_root()
     prefixes = {
@@ -89,7 +105,7 @@ def clean_stale_test_labs() -> list[str]:
         }
     removed = []
     for prefix in sorted(prefixes):
-        if _owner_alive(root / prefix):
+        if _in_use(prefix, root / prefix, min_age):
             continue
         Lab(prefix=prefix, base_dir=root / prefix).down()
         removed.append(prefix)

@@ -1,0 +1,118 @@
+"""``manage.py lab``: up, status, exec and down, end to end as root."""
+
+import dataclasses
+import io
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from django.conf import settings
+from django.core.management import CommandError, call_command
+from django.test import override_settings
+
+from portal.config import REPO_DIR
+from portal.lab import list_namespaces
+from portal.lab.pytest_plugin import new_test_prefix, require_root
+
+pytestmark = pytest.mark.lab
+
+
+@pytest.fixture(scope="module")
+def lab_settings():
+    """Settings naming a fresh test lab; the lab is removed at the end."""
+    require_root()
+    portal = dataclasses.replace(settings.PORTAL, lab_prefix=new_test_prefix())
+    with override_settings(PORTAL=portal):
+        try:
+            yield portal
+        finally:
+            call_command("lab", "down", stdout=io.StringIO())
+
+
+@pytest.fixture(scope="module")
+def lab_up(lab_settings):
+    out, err = io.StringIO(), io.StringIO()
+    call_command(
+        "lab", "up", "--nodes", "3", "--clients", "1", "--json", stdout=out, stderr=err
+    )
+    return json.loads(out.getvalue()), err.getvalue()
+
+
+def _manage(portal, *args):
+    env = dict(os.environ)
+    env["DJANGO_SETTINGS_MODULE"] = "portal.settings.test"
+    env["BYZANTIUM_LAB_PREFIX"] = portal.lab_prefix
+    env["BYZANTIUM_STATE_DIR"] = str(portal.state_dir)
+    return subprocess.run(
+        [sys.executable, "manage.py", "lab", *args],
+        cwd=REPO_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_up_json_reports_convergence_and_the_lab(lab_up, lab_settings):
+    data, progress = lab_up
+    prefix = lab_settings.lab_prefix
+    assert 0 < data["converged_seconds"] < 60
+    assert "Converged" in progress
+    assert [node["name"] for node in data["nodes"]] == ["n1", "n2", "n3"]
+    assert data["clients"][0]["name"] == "c1"
+    assert data["clients"][0]["address"].startswith("10.213.1.")
+    assert data["links"] == [["n1", "n2"], ["n1", "c1"], ["n2", "n3"]]
+    assert data["base_dir"] == str(lab_settings.lab_dir)
+    assert sorted(data["namespaces"]) == sorted(
+        f"{prefix}-{name}" for name in ("n1", "n2", "n3", "c1")
+    )
+    print(f"\nmanage.py lab up (3 nodes): converged in {data['converged_seconds']} s")
+
+
+def test_status_json_and_text_show_daemons_and_pids(lab_up):
+    out = io.StringIO()
+    call_command("lab", "status", "--json", stdout=out)
+    data = json.loads(out.getvalue())
+    daemons = [
+        d for member in data["nodes"] + data["clients"] for d in member["daemons"]
+    ]
+    assert {d["program"] for d in daemons} == {"babeld", "dnsmasq", "dhclient"}
+    assert all(d["alive"] and d["pid"] for d in daemons)
+    text = io.StringIO()
+    call_command("lab", "status", stdout=text)
+    assert "babeld" in text.getvalue() and "10.213.0.3/32" in text.getvalue()
+
+
+def test_exec_runs_inside_and_passes_the_exit_code(lab_up, lab_settings):
+    inside = _manage(
+        lab_settings, "exec", "node-3", "--", "ip", "-o", "address", "show", "lo"
+    )
+    assert inside.returncode == 0, inside.stderr
+    assert "10.213.0.3/32" in inside.stdout
+    failing = _manage(lab_settings, "exec", "c1", "--", "sh", "-c", "exit 5")
+    assert failing.returncode == 5
+    with pytest.raises(SystemExit) as exited:
+        call_command("lab", "exec", "c1", "--", "false")
+    assert exited.value.code == 1
+
+
+def test_exec_refuses_a_name_outside_the_lab(lab_up, lab_settings):
+    with pytest.raises(CommandError):
+        call_command("lab", "exec", "n7", "--", "true")
+    with pytest.raises(CommandError):
+        call_command("lab", "exec", "byz-n1", "--", "true")
+    refused = _manage(lab_settings, "exec", "laptop", "--", "true")
+    assert refused.returncode != 0 and "lab member" in refused.stderr
+
+
+def test_down_removes_everything(lab_up, lab_settings):
+    prefix = lab_settings.lab_prefix
+    out = io.StringIO()
+    call_command("lab", "down", stdout=out)
+    assert not [n for n in list_namespaces() if n.startswith(f"{prefix}-")]
+    assert not lab_settings.lab_dir.exists()
+    status = io.StringIO()
+    call_command("lab", "status", "--json", stdout=status)
+    assert json.loads(status.getvalue())["namespaces"] == []
