@@ -69,7 +69,7 @@ run: prepare
 test: deps compilemessages
 	$(VENV)/bin/pytest -q
 
-bench: prepare
+bench: deps compilemessages
 	$(PYTHON) -m bench
 
 lint: $(REQUIREMENTS_STAMP)
