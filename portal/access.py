@@ -106,6 +106,11 @@ def check_setup_secret(*, secret: str, address: str) -> SecretCheck:
     node = NodeSettings.peek()
     if node.setup_done:
         return SecretCheck.CLOSED
+    # Old attempts no longer count; dropping them keeps the table small
+    # however many addresses a guesser uses.
+    SetupAttempt.objects.filter(
+        created_at__lt=timezone.now() - SETUP_ATTEMPT_WINDOW
+    ).delete()
     if (
         SetupAttempt.recent_failures(address, SETUP_ATTEMPT_WINDOW)
         >= SETUP_ATTEMPT_LIMIT

@@ -216,3 +216,15 @@ def test_error_messages_follow_the_operators_language(client, secret):
     assert response.status_code == 200
     assert 'lang="fr"' in response.content.decode()
     assert "Ce champ est obligatoire" in response.content.decode()
+
+
+def test_old_wrong_guesses_stop_counting_after_the_window(client, secret):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    old = timezone.now() - access.SETUP_ATTEMPT_WINDOW - timedelta(seconds=1)
+    for _attempt in range(access.SETUP_ATTEMPT_LIMIT):
+        SetupAttempt.objects.create(address="127.0.0.1", created_at=old)
+    _pass_step_one(client, secret)
+    assert SetupAttempt.objects.count() == 0
