@@ -239,6 +239,10 @@ class Lab:
             inside = self._in(node)
             inside.run(link.address_add("lo", f"{plan.mesh_address(node)}/32"))
             inside.run(netns.sysctl_set("net.ipv4.ip_forward", 1))
+            # Lab links get fresh random MACs, so their link-local addresses
+            # cannot collide: skip duplicate address detection, which would
+            # keep babeld silent for the first second or two of every link.
+            inside.run(netns.sysctl_set("net.ipv6.conf.default.accept_dad", 0))
             inside.run(link.bridge_add(plan.CLIENT_BRIDGE))
             gateway = plan.client_gateway(node)
             prefixlen = plan.client_subnet(node).prefixlen
