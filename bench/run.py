@@ -220,10 +220,10 @@ def run_node_section(args: argparse.Namespace, work: Path, *, root: bool) -> dic
     """Memory and web load against one node; everything stopped at the end."""
     from bench import web
     from bench.memory import component_memory, summarise
-    from bench.stack import ADMIN_USERNAME, NODE_NAME, BenchNode
+    from bench.stack import ADMIN_USERNAME, NODE_NAME, BenchNode, log_tail
 
     out: dict[str, Any] = {}
-    node = BenchNode(say=say, with_lab=root)
+    node = BenchNode(say=say, with_lab=root, log=work / "daemons.log")
     try:
         say("Preparing the node (migrate, setup, 200 jobs)...")
         out["data"] = node.prepare_state()
@@ -299,6 +299,9 @@ def run_node_section(args: argparse.Namespace, work: Path, *, root: bool) -> dic
         out["memory_after_load"] = summarise(
             [component_memory("web (bench gunicorn, after load)", portal.process.pid)]
         )
+    except Exception:
+        say(f"Last lines of {node.log}:\n{log_tail(node.log)}")
+        raise
     finally:
         say("Stopping the node...")
         node.close()
@@ -451,6 +454,9 @@ def _on_sigterm(signum: int, frame: Any) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     root = os.geteuid() == 0
+    # Ctrl-C must clean up even when a shell started us with SIGINT ignored
+    # (a background job of a script), and SIGTERM the same way.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, _on_sigterm)
     if shutil.which("wrk") is None and not args.no_web:
         say("wrk is not installed: run `make deps` as root.")

@@ -20,6 +20,7 @@ if this process dies (``PR_SET_PDEATHSIG``).
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import http.client
 import os
@@ -27,9 +28,10 @@ import random
 import signal
 import socket
 import subprocess
+import sys
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -72,6 +74,36 @@ JOB_KINDS = (
 def _die_with_parent() -> None:
     """In the child: SIGTERM from the kernel if the bench process dies."""
     ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+@contextlib.contextmanager
+def output_to(log: Path) -> Iterator[None]:
+    """Send this process's stdout and stderr, and so those of every child
+    started meanwhile, to ``log``: the daemons' chatter (a worker line per
+    sampled status) would bury the bench's own report on the console."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    with open(log, "ab") as handle:
+        os.dup2(handle.fileno(), 1)
+        os.dup2(handle.fileno(), 2)
+    try:
+        yield
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        os.close(saved[0])
+        os.close(saved[1])
+
+
+def log_tail(log: Path, lines: int = 30) -> str:
+    """The last lines of a log, to show why something did not start."""
+    try:
+        return "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
 
 
 def free_port() -> int:
@@ -140,6 +172,7 @@ class BenchNode:
 
     say: Callable[[str], None]
     with_lab: bool
+    log: Path
     config: PortalConfig = field(init=False)
     layout: Layout = field(init=False)
     accounts: Accounts = field(init=False)
@@ -258,15 +291,18 @@ class BenchNode:
         )
         self.supervisor = supervisor
         self.layout.run_dir.mkdir(parents=True, exist_ok=True)
-        supervisor.clean_stale()
-        if self.accounts.privileged:
-            ensure_web_user(self.accounts.web.name or "")
-        prepare_filesystem(self.layout, self.accounts)
-        supervisor.check_web_can_reach_code()
-        supervisor.write_configs()
-        supervisor.start_redis()
-        supervisor.start_worker()
-        supervisor.start_web()
+        with output_to(self.log):
+            supervisor.clean_stale()
+            if self.accounts.privileged:
+                ensure_web_user(self.accounts.web.name or "")
+            prepare_filesystem(self.layout, self.accounts)
+            supervisor.check_web_can_reach_code()
+            supervisor.write_configs()
+            supervisor.start_redis()
+            supervisor.start_worker()
+            supervisor.start_web()
+        started = ", ".join(f"{k} {v}" for k, v in self.child_pids().items())
+        self.say(f"  started (pids): {started}; their output: {self.log}")
 
     def child_pids(self) -> dict[str, int]:
         """The supervisor's children by component: web, worker, redis."""
@@ -302,7 +338,8 @@ class BenchNode:
         """gunicorn with ``deploy/gunicorn.conf.py`` on a loopback port."""
         if self.supervisor is None:
             raise RuntimeError("start_daemons() first")
-        python, python_env = self.supervisor.web_interpreter()
+        with output_to(self.log):
+            python, python_env = self.supervisor.web_interpreter()
         port = free_port()
         argv = [
             *python,
@@ -316,7 +353,21 @@ class BenchNode:
             f"byzantium-bench-{name}",
             app,
         ]
-        process = subprocess.Popen(
+        with output_to(self.log):
+            process = self._popen(argv, python_env, extra_env)
+        server = Server(name, process, port)
+        self.servers.append(server)
+        self._wait_answering(server)
+        self.say(f"  started gunicorn {name} (pid {process.pid}) on port {port}")
+        return server
+
+    def _popen(
+        self,
+        argv: list[str],
+        python_env: dict[str, str],
+        extra_env: dict[str, str] | None,
+    ) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
             argv,
             cwd=REPO_DIR,
             env=self._environment(
@@ -329,11 +380,6 @@ class BenchNode:
             preexec_fn=_die_with_parent,  # noqa: PLW1509
             **self.accounts.web.popen_kwargs(),
         )
-        server = Server(name, process, port)
-        self.servers.append(server)
-        self._wait_answering(server)
-        self.say(f"  started gunicorn {name} (pid {process.pid}) on port {port}")
-        return server
 
     def _wait_answering(self, server: Server) -> None:
         deadline = time.monotonic() + READY_SECONDS
@@ -384,7 +430,8 @@ class BenchNode:
                 self._stop_server(server)
             self.servers.clear()
             if self.supervisor is not None:
-                self.supervisor.stop()  # sets both signals to SIG_IGN itself
+                with output_to(self.log):
+                    self.supervisor.stop()  # sets both signals to SIG_IGN itself
                 self.supervisor = None
             if self.lab is not None:
                 self.say(f"  lab {self.lab.prefix}: down")
