@@ -119,8 +119,9 @@ def _pump(stream, into: queue.Queue[str]) -> None:  # type: ignore[no-untyped-de
         into.put(line)
 
 
-@pytest.fixture(scope="module")
-def node() -> Iterator[RunningNode]:
+def _prepare(host_mode: str) -> RunningNode:
+    """A state folder, ports and a lab prefix of our own, prepared as
+    ``make run`` prepares ``var/``; the supervisor is not started yet."""
     # Not pytest's tmp_path: it is private to root (0700), and gunicorn runs
     # as the web user, who must be able to enter the state folder.
     state_dir = Path(tempfile.mkdtemp(prefix="byz-runnode-", dir="/tmp"))
@@ -131,7 +132,7 @@ def node() -> Iterator[RunningNode]:
         DJANGO_SETTINGS_MODULE="portal.settings.dev",
         BYZANTIUM_STATE_DIR=str(state_dir),
         BYZANTIUM_LAB_PREFIX=prefix,
-        BYZANTIUM_HOST_MODE="lab",
+        BYZANTIUM_HOST_MODE=host_mode,
         BYZANTIUM_HTTP_PORT=str(_free_port()),
         BYZANTIUM_HTTPS_PORT=str(_free_port()),
         PYTHONUNBUFFERED="1",
@@ -144,41 +145,60 @@ def node() -> Iterator[RunningNode]:
         http_port=int(env["BYZANTIUM_HTTP_PORT"]),
         https_port=int(env["BYZANTIUM_HTTPS_PORT"]),
     )
+    for step in (
+        ("runnode", "--render-configs", "-v", "0"),
+        ("migrate", "--noinput", "-v", "0"),
+        ("collectstatic", "--noinput", "-v", "0"),
+        ("portal_init",),
+    ):
+        result = running.manage(*step)
+        assert result.returncode == 0, result.stdout + result.stderr
+    return running
+
+
+def _start(running: RunningNode) -> None:
+    running.lines.clear()
+    running.output = queue.Queue()
+    running.process = subprocess.Popen(
+        [sys.executable, str(REPO_DIR / "manage.py"), "runnode"],
+        cwd=REPO_DIR,
+        env=running.env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    threading.Thread(
+        target=_pump, args=(running.process.stdout, running.output), daemon=True
+    ).start()
+    running.wait_for_line(BANNER_END, START_TIMEOUT)
+
+
+def _finish(running: RunningNode | None) -> None:
+    """Stop whatever is still running and remove the lab and the folder."""
+    if running is None:
+        return
+    process = running.process
+    if process is not None and process.poll() is None:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    running.manage("lab", "down", timeout=180)
+    shutil.rmtree(running.state_dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def node() -> Iterator[RunningNode]:
+    running: RunningNode | None = None
     try:
-        # What `make run` does before the supervisor.
-        for step in (
-            ("runnode", "--render-configs", "-v", "0"),
-            ("migrate", "--noinput", "-v", "0"),
-            ("collectstatic", "--noinput", "-v", "0"),
-            ("portal_init",),
-        ):
-            result = running.manage(*step)
-            assert result.returncode == 0, result.stdout + result.stderr
-        running.process = subprocess.Popen(
-            [sys.executable, str(REPO_DIR / "manage.py"), "runnode"],
-            cwd=REPO_DIR,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        threading.Thread(
-            target=_pump, args=(running.process.stdout, running.output), daemon=True
-        ).start()
-        running.wait_for_line(BANNER_END, START_TIMEOUT)
+        running = _prepare("lab")
+        _start(running)
         yield running
     finally:
-        process = running.process
-        if process is not None and process.poll() is None:
-            process.send_signal(signal.SIGINT)
-            try:
-                process.wait(STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-        running.manage("lab", "down", timeout=180)
-        shutil.rmtree(state_dir, ignore_errors=True)
+        _finish(running)
 
 
 def _get(url: str, *, context: ssl.SSLContext | None = None):  # type: ignore[no-untyped-def]
@@ -346,3 +366,29 @@ def test_sigint_stops_every_process_and_the_lab(node: RunningNode) -> None:
         if str(node.state_dir) in " ".join(process.info["cmdline"] or [])
     ]
     assert lab_processes == []
+
+
+def test_a_dead_child_stops_everything_and_a_restart_works() -> None:
+    """Kill gunicorn: the supervisor says so, stops the rest and exits 1;
+    a second start in the same state folder then comes up cleanly."""
+    running: RunningNode | None = None
+    try:
+        running = _prepare("dry-run")
+        _start(running)
+        children = psutil.Process(running.process.pid).children(recursive=True)
+        web_pid = int((running.state_dir / "run" / "web" / "gunicorn.pid").read_text())
+
+        os.kill(web_pid, signal.SIGKILL)
+        code = running.process.wait(STOP_TIMEOUT)
+
+        output = running.drain()
+        assert code == 1, output
+        assert f"gunicorn (pid {web_pid}) died" in output
+        _gone, alive = psutil.wait_procs(children, timeout=5)
+        assert alive == []
+
+        _start(running)
+        status, _headers, _body, _der = _get(running.http_url)
+        assert status == 200
+    finally:
+        _finish(running)
