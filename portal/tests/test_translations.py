@@ -9,6 +9,7 @@ does a catalogue whose placeholders do not match (``msgfmt --check``).
 
 from __future__ import annotations
 
+import gettext
 import os
 import re
 import shutil
@@ -22,6 +23,9 @@ from django.conf import settings
 REPO = Path(settings.BASE_DIR)
 LANGUAGES = [code for code, _name in settings.LANGUAGES if code != "en"]
 SOURCE_DIRS = ["portal", "meshnet", "services", "gateway", "captive"]
+# How many plural forms each language has (CLDR / GNU gettext manual). A
+# language added to settings.LANGUAGES needs its line here.
+PLURAL_FORMS = {"es": 2, "fr": 2, "ar": 6}
 STATISTICS = re.compile(
     r"(?:(?P<translated>\d+) translated messages?)?"
     r"(?:, )?(?:(?P<fuzzy>\d+) fuzzy translations?)?"
@@ -45,7 +49,8 @@ def regenerated_locale(tmp_path_factory: pytest.TempPathFactory) -> Path:
         PYTHONPATH=str(work),
     )
     for domain in ("django", "djangojs"):
-        args = [sys.executable, "manage.py", "makemessages", "--no-location", "-d", domain]
+        args = [sys.executable, "manage.py", "makemessages", "--no-location"]
+        args += ["--domain", domain]
         args += [f"--locale={code}" for code in LANGUAGES]
         subprocess.run(args, cwd=work, env=env, check=True, capture_output=True)
     return work / "locale"
@@ -83,3 +88,25 @@ def test_committed_catalogue_compiles(language: str) -> None:
     assert po_files, f"no catalogue for {language}"
     for po_file in po_files:
         _statistics(po_file)
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_catalogue_header_names_language_and_every_plural_form(
+    language: str, tmp_path: Path
+) -> None:
+    """A wrong Plural-Forms header silently shows the wrong word for a count."""
+    assert language in PLURAL_FORMS, f"add {language}'s plural count to PLURAL_FORMS"
+    compiled = tmp_path / "django.mo"
+    po_file = REPO / "locale" / language / "LC_MESSAGES" / "django.po"
+    subprocess.run(["msgfmt", "--check", "-o", str(compiled), str(po_file)], check=True)
+    with compiled.open("rb") as handle:
+        catalogue = gettext.GNUTranslations(handle)
+    info = catalogue.info()
+    assert info["language"] == language
+    assert "charset=UTF-8" in info["content-type"]
+    nplurals = int(re.search(r"nplurals=(\d+)", info["plural-forms"]).group(1))
+    assert nplurals == PLURAL_FORMS[language]
+    # Every form the header declares is chosen for some count, so none of the
+    # filled-in forms is dead text and no count falls outside them.
+    chosen = {catalogue.plural(n) for n in range(1000)}  # type: ignore[attr-defined]
+    assert chosen == set(range(nplurals))
