@@ -227,7 +227,14 @@ def test_real_babeld_reports_neighbour_and_route(babel_pair):
             dump = read_dump(babel_pair["a"])
         except BabelNotRunning:
             dump = None
-        if dump and dump.neighbours and dump.installed_routes:
+        # A neighbour is listed before its first IHU arrives (cost 65535);
+        # wait for the link to be usable both ways, not just seen.
+        if (
+            dump
+            and dump.neighbours
+            and dump.installed_routes
+            and all(n.cost < 65535 for n in dump.neighbours)
+        ):
             break
         time.sleep(0.2)
     assert dump is not None, "babeld in namespace a never answered"
