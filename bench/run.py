@@ -193,6 +193,17 @@ def machine_facts() -> dict[str, Any]:
     }
 
 
+def gunicorn_settings() -> dict[str, Any]:
+    """The settings of ``deploy/gunicorn.conf.py`` that shape the figures."""
+    import runpy
+
+    from portal.management.commands.runnode import DEPLOY_DIR
+
+    values = runpy.run_path(str(DEPLOY_DIR / "gunicorn.conf.py"))
+    keys = ("worker_class", "workers", "threads", "max_requests", "keepalive")
+    return {key: values.get(key) for key in keys}
+
+
 # -- sections --------------------------------------------------------------------
 
 
@@ -296,6 +307,7 @@ def run_node_section(args: argparse.Namespace, work: Path, *, root: bool) -> dic
         verify()
         out["web"] = results.to_dict("static")
         out["web"]["page_bytes"] = len(pages["/"].body)
+        out["web"]["gunicorn"] = gunicorn_settings()
         out["memory_after_load"] = summarise(
             [component_memory("web (bench gunicorn, after load)", portal.process.pid)]
         )
