@@ -1,4 +1,6 @@
-"""URLs of the meshnet app; its own issue adds the pages."""
+"""URLs of the meshnet app (under /mesh/), gathered from each view module."""
+
+from .views import changes, interfaces, status
 
 app_name = "meshnet"
-urlpatterns: list = []
+urlpatterns = [*interfaces.urlpatterns, *status.urlpatterns, *changes.urlpatterns]

@@ -7,6 +7,7 @@ urlpatterns = [
     path("i18n/", include("django.conf.urls.i18n")),
     path("jobs/", include("portal.jobqueue.urls")),
     path("mesh/", include("meshnet.urls")),
+    path("api/v1/", include("meshnet.api_urls")),
     path("services/", include("services.urls")),
     path("gateway/", include("gateway.urls")),
     path("captive/", include("captive.urls")),

@@ -1,0 +1,1 @@
+"""Views of the meshnet app, one module per part; each exports urlpatterns."""

@@ -1,0 +1,5 @@
+"""Views of the meshnet app: interfaces (filled by its part of issue 3)."""
+
+from django.urls import URLPattern
+
+urlpatterns: list[URLPattern] = []
