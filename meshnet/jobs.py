@@ -1,0 +1,5 @@
+"""RQ entry points of the meshnet app, one module per part of the app.
+
+The job registry imports this module (autodiscovery of ``<app>.jobs``);
+each part registers its kinds in its own ``jobs_<part>`` module.
+"""
