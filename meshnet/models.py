@@ -23,11 +23,19 @@ from __future__ import annotations
 import secrets
 from datetime import datetime, timedelta
 
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 SINGLETON_ID = 1
+
+# How long a change that could cut the operator off waits for confirmation
+# before it is rolled back (seconds): LuCI's 90 s by default; at least long
+# enough to reconnect, at most ten minutes of a possibly broken node.
+ROLLBACK_DEFAULT_SECONDS = 90
+ROLLBACK_MIN_SECONDS = 30
+ROLLBACK_MAX_SECONDS = 600
 
 
 class RoutingProtocol(models.TextChoices):
@@ -74,6 +82,18 @@ class MeshSettings(models.Model):
         default=False,
         editable=False,
         help_text=_("Set by the gateway app while this node's uplink works."),
+    )
+    rollback_seconds = models.PositiveIntegerField(
+        _("time to confirm a change (seconds)"),
+        default=ROLLBACK_DEFAULT_SECONDS,
+        validators=[
+            MinValueValidator(ROLLBACK_MIN_SECONDS),
+            MaxValueValidator(ROLLBACK_MAX_SECONDS),
+        ],
+        help_text=_(
+            "A change that could cut you off is undone unless you confirm it "
+            "within this time."
+        ),
     )
     updated = models.DateTimeField(auto_now=True)
 
@@ -155,8 +175,13 @@ class PendingChange(models.Model):
     )
     previous = models.JSONField(default=dict)
     proposed = models.JSONField(default=dict)
-    deadline = models.DateTimeField()
+    deadline = models.DateTimeField(db_index=True)
+    # The confirmation window; the deadline is set again to applied + this
+    # once the change is live, so a slow queue does not eat the operator's
+    # time.
+    window_seconds = models.PositiveIntegerField(default=ROLLBACK_DEFAULT_SECONDS)
     created = models.DateTimeField(auto_now_add=True)
+    applied = models.DateTimeField(null=True, blank=True)
     resolved = models.DateTimeField(null=True, blank=True)
     user = models.ForeignKey(
         "auth.User", null=True, blank=True, on_delete=models.SET_NULL
@@ -174,6 +199,25 @@ class PendingChange(models.Model):
     @staticmethod
     def deadline_after(seconds: int) -> datetime:
         return timezone.now() + timedelta(seconds=seconds)
+
+
+class ConfirmAttempt(models.Model):
+    """A wrong confirmation token from one client address, for throttling.
+
+    Confirming needs no session (the operator may be on the node's new
+    address), so the token is the only credential: wrong guesses are
+    counted per address and refused past a limit.
+    """
+
+    address = models.CharField(max_length=64, db_index=True)
+    created = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        verbose_name = _("wrong confirmation attempt")
+        verbose_name_plural = _("wrong confirmation attempts")
+
+    def __str__(self) -> str:
+        return f"{self.address} {self.created:%Y-%m-%d %H:%M:%S}"
 
 
 class DirectoryEntry(models.Model):
