@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
+from django.utils.translation import gettext_lazy as _
 
 from portal.host.node import current_host
 from portal.jobqueue.registry import registered_job
@@ -12,7 +13,9 @@ from portal.models import NodeStatus
 from portal.status import collect_status
 
 
-@registered_job("portal.sample_status", every=15, routine=True)
+@registered_job(
+    "portal.sample_status", every=15, routine=True, title=_("Read the node's status")
+)
 def sample_status() -> dict[str, Any]:
     """Collect the dashboard's snapshot of the system and store it."""
     data = collect_status(current_host(), babel_socket=settings.BABELD_SOCKET)
