@@ -35,6 +35,7 @@ ALLOWED_EXECUTABLES: frozenset[str] = frozenset(
         "conntrack",
         "dhclient",
         "hostapd",
+        "wpa_supplicant",
         "systemctl",
         "start-stop-daemon",
         "tor",
