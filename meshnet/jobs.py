@@ -3,3 +3,6 @@
 The job registry imports this module (autodiscovery of ``<app>.jobs``);
 each part registers its kinds in its own ``jobs_<part>`` module.
 """
+
+from . import jobs_directory  # noqa: F401, E402
+from . import jobs_changes  # noqa: F401, E402
