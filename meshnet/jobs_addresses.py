@@ -1,0 +1,114 @@
+"""RQ entry points for the node's own addresses (thin: they call a service).
+
+- ``meshnet.choose_addresses``: pick a free mesh address and client subnet
+  (seeded candidates, checked against babeld's table, the kernel's routes
+  and ARP probes on the mesh links) and store them.
+- ``meshnet.check_addresses``: the same checks for addresses the operator
+  typed; stored only when they pass, otherwise the job fails with the clash
+  in plain words.
+
+Every candidate's verdict goes to the job log as a plain line, so the job
+page tells which check failed for which addresses.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+
+from portal.host.node import current_host
+from portal.jobqueue.errors import JobFailed
+from portal.jobqueue.log import note
+from portal.jobqueue.registry import registered_job
+
+from . import address_services
+from .addressing import AddressCheckError, AddressChoice, AddressInputError
+from .state import MeshState
+
+
+def _babel_socket() -> Path | None:
+    value = getattr(settings, "BABELD_SOCKET", None)
+    return Path(value) if value else None
+
+
+def _report(choice: AddressChoice) -> dict[str, Any]:
+    for line in choice.explain():
+        note(line)
+    summary: dict[str, Any] = {"attempts": len(choice.checks)}
+    if choice.chosen is not None:
+        summary["mesh_address"] = str(choice.chosen.mesh_address)
+        summary["client_subnet"] = str(choice.chosen.client_subnet)
+    return summary
+
+
+def _hand_over(previous: MeshState, user_id: int | None) -> None:
+    job = address_services.hand_over_for_apply(previous=previous, user_id=user_id)
+    if job is None:
+        note(
+            _(
+                "The addresses are stored; they take effect the next time the "
+                "mesh settings are applied."
+            )
+        )
+    else:
+        note(
+            _("The addresses are stored; applying them (job %(job)s).")
+            % {"job": job.pk}
+        )
+
+
+@registered_job(
+    address_services.CHOOSE_KIND,
+    title=gettext_lazy("Choose the mesh address and client subnet"),
+)
+def choose_addresses(*, user_id: int | None = None) -> dict[str, Any]:
+    """Pick free addresses for this node and store them."""
+    previous = MeshState.from_db()
+    try:
+        choice = address_services.choose_and_store_addresses(
+            host=current_host(),
+            babel_socket=_babel_socket(),
+            node_name=previous.node_name,
+        )
+    except AddressCheckError as error:
+        raise JobFailed(str(error)) from None
+    summary = _report(choice)
+    if choice.chosen is None:
+        raise JobFailed(choice.explain()[-1])
+    _hand_over(previous, user_id)
+    return summary
+
+
+@registered_job(
+    address_services.CHECK_KIND,
+    title=gettext_lazy("Check and set the mesh address and client subnet"),
+)
+def check_addresses(
+    *, mesh_address: str, client_subnet: str, user_id: int | None = None
+) -> dict[str, Any]:
+    """Check the operator's addresses; store them only when nothing clashes."""
+    previous = MeshState.from_db()
+    try:
+        choice = address_services.check_and_store_addresses(
+            host=current_host(),
+            babel_socket=_babel_socket(),
+            mesh_address=mesh_address,
+            client_subnet=client_subnet,
+        )
+    except AddressInputError as error:
+        raise JobFailed(error.message) from None
+    except AddressCheckError as error:
+        raise JobFailed(str(error)) from None
+    summary = _report(choice)
+    if choice.chosen is None:
+        clashes = choice.checks[-1].clashes
+        raise JobFailed(
+            _("These addresses are taken; nothing was changed. %(reasons)s")
+            % {"reasons": " ".join(clash.explain() for clash in clashes)}
+        )
+    _hand_over(previous, user_id)
+    return summary
