@@ -43,6 +43,7 @@ ALLOWED_EXECUTABLES: frozenset[str] = frozenset(
         "modprobe",
         "openssl",
         "redis-server",
+        "curl",
     }
 )
 
