@@ -172,9 +172,8 @@ def render(
         lines.append(f"default hello-interval {hello:g}")
     key_suffix = ""
     if state.babel_hmac_key:
-        lines.append(
-            f"key id {KEY_ID} type hmac-sha256 value {hmac_key_hex(state.babel_hmac_key)}"
-        )
+        key = hmac_key_hex(state.babel_hmac_key)
+        lines.append(f"key id {KEY_ID} type hmac-sha256 value {key}")
         key_suffix = f" key {KEY_ID}"
     links = [(i.name, i.medium) for i in state.mesh_interfaces]
     if state.protocol == "batman-adv" and links:
