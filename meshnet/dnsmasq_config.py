@@ -1,0 +1,187 @@
+"""dnsmasq.conf rendered from a :class:`~meshnet.state.MeshState`.
+
+dnsmasq serves the node's clients:
+
+- DHCP on the client interfaces only: the node keeps ``.1`` of its client
+  subnet and leases the rest (``.2`` up to the last address before the
+  broadcast), with the node as router and DNS server, for
+  ``state.dhcp_lease_seconds``; ``dhcp-authoritative`` because nobody else
+  serves that subnet, so a client returning with an old lease gets a quick
+  answer instead of a timeout;
+- DNS for the mesh: ``NAME.mesh`` (the domain is configurable) answered
+  from ``/etc/byzantium/mesh-hosts`` (``addn-hosts``, written by the
+  directory and re-read on SIGHUP); names of the mesh domain are never
+  forwarded (``local=``);
+- no upstream DNS (``no-resolv``): a mesh cut off from the Internet has
+  none. The gateway app passes its upstreams as ``upstream_servers``, the
+  one hook for them;
+- DHCP option 114 (RFC 8910, the captive portal API URI) when
+  ``state.captive_portal_api`` is set by the captive app.
+
+Every rendered file is checked with ``dnsmasq --test`` before it is used.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from django.utils.translation import gettext as _
+
+from portal.host import validate
+from portal.host.errors import InvalidValue
+from portal.host.files import FileStore
+
+from .babel_config import client_network
+from .state import MeshState
+
+# Node paths (FileStore paths) shared by every part of the portal.
+CONFIG = "/etc/byzantium/dnsmasq.conf"
+PID_FILE = "/run/byzantium/dnsmasq.pid"
+LEASE_FILE = "/var/lib/byzantium/dnsmasq.leases"
+LOG_FILE = "/var/log/byzantium/dnsmasq.log"
+MESH_HOSTS = "/etc/byzantium/mesh-hosts"
+
+MIN_LEASE_SECONDS = 120
+MAX_LEASE_SECONDS = 31 * 86400
+MAX_UPSTREAMS = 8
+
+_DOMAIN = re.compile(
+    r"^(?=.{1,63}$)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
+    r"(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*$"
+)
+# What an RFC 8908 API URI may hold here: printable ASCII without the
+# characters that mean something to dnsmasq's parser (quote, comma, hash,
+# backslash) or to a shell-minded reader (space, backquote, braces, $).
+_API_URI = re.compile(r"^https?://[A-Za-z0-9._~:/?&=%+@!'()*;\[\]-]{1,240}$")
+
+
+@dataclass(frozen=True)
+class DhcpTuning:
+    """Settings that differ between a real node and the lab.
+
+    dnsmasq pings an address before offering it and waits up to 3 s for an
+    answer; a lab subnet holds no host dnsmasq does not know, so the lab
+    skips that (``no_ping``) to hand out leases at once.
+    """
+
+    no_ping: bool = False
+
+
+def dnsmasq_wanted(state: MeshState) -> bool:
+    """dnsmasq runs when there is a client subnet and an interface to serve."""
+    return bool(state.client_subnet) and bool(state.client_interfaces)
+
+
+def mesh_domain(value: str) -> str:
+    """The mesh DNS domain, like ``mesh`` or ``city.mesh`` (lower-case)."""
+    if not isinstance(value, str) or not _DOMAIN.match(value):
+        raise InvalidValue(
+            _(
+                "%(value)s is not a DNS domain (lower-case letters, digits and "
+                "'-', labels joined by dots, at most 63 characters)."
+            )
+            % {"value": repr(value)[:40]}
+        )
+    return value
+
+
+def captive_portal_api(value: str) -> str:
+    """An RFC 8908 API URI safe to place in DHCP option 114."""
+    if not isinstance(value, str) or not _API_URI.match(value):
+        raise InvalidValue(
+            _(
+                "%(value)s is not an acceptable captive portal address (an "
+                "http or https URL of plain ASCII, without quotes, commas, "
+                "spaces or '#')."
+            )
+            % {"value": repr(value)[:40]}
+        )
+    return value
+
+
+def lease_seconds(value: int) -> int:
+    return validate.whole_number(
+        value, minimum=MIN_LEASE_SECONDS, maximum=MAX_LEASE_SECONDS
+    )
+
+
+def gateway_address(state: MeshState) -> ipaddress.IPv4Interface:
+    """The node's own address on its client subnet (``.1`` with the prefix)."""
+    network = client_network(state)
+    if network is None:
+        raise InvalidValue(_("The node has no client subnet yet."))
+    return ipaddress.IPv4Interface(f"{network.network_address + 1}/{network.prefixlen}")
+
+
+def render(
+    state: MeshState,
+    files: FileStore,
+    tuning: DhcpTuning | None = None,
+    *,
+    upstream_servers: Sequence[str] = (),
+) -> str:
+    """The text of dnsmasq.conf for ``state``; paths are ``files``' real paths.
+
+    ``upstream_servers`` (IP addresses) is where the gateway app plugs in the
+    resolvers of its uplink; without them dnsmasq answers only mesh names.
+    """
+    tuning = tuning or DhcpTuning()
+    network = client_network(state)
+    if network is None or not state.client_interfaces:
+        raise InvalidValue(_("dnsmasq needs a client subnet and a client interface."))
+    router = network.network_address + 1
+    first = network.network_address + 2
+    last = network.broadcast_address - 1
+    domain = mesh_domain(state.mesh_domain)
+    lease = lease_seconds(state.dhcp_lease_seconds)
+    if len(upstream_servers) > MAX_UPSTREAMS:
+        raise InvalidValue(
+            _("At most %(count)s upstream DNS servers.") % {"count": MAX_UPSTREAMS}
+        )
+    upstreams = [validate.ip_address(server) for server in upstream_servers]
+    lines = [
+        "# dnsmasq configuration of node "
+        f"{re.sub(r'[^A-Za-z0-9._-]', '?', state.node_name)[:63] or '?'}, "
+        "rendered by the portal; do not edit.",
+    ]
+    lines += [
+        f"interface={validate.interface_name(i.name)}" for i in state.client_interfaces
+    ]
+    lines += [
+        # Bind each served interface's addresses, also of interfaces that
+        # appear later (an access point brought up after dnsmasq).
+        "bind-dynamic",
+        "except-interface=lo",
+        "no-resolv",
+        "no-hosts",
+        f"domain={domain}",
+        f"local=/{domain}/",
+        f"addn-hosts={_real(files, MESH_HOSTS)}",
+    ]
+    lines += [f"server={server}" for server in upstreams]
+    lines += [
+        f"dhcp-range={first},{last},{network.netmask},{lease}",
+        f"dhcp-option=option:router,{router}",
+        f"dhcp-option=option:dns-server,{router}",
+    ]
+    if state.captive_portal_api:
+        lines.append(
+            f'dhcp-option=114,"{captive_portal_api(state.captive_portal_api)}"'
+        )
+    lines += [
+        "dhcp-authoritative",
+        f"dhcp-leasefile={_real(files, LEASE_FILE)}",
+        f"pid-file={_real(files, PID_FILE)}",
+        f"log-facility={_real(files, LOG_FILE)}",
+        "log-dhcp",
+    ]
+    if tuning.no_ping:
+        lines.append("no-ping")
+    return "\n".join(lines) + "\n"
+
+
+def _real(files: FileStore, node_path: str) -> str:
+    return validate.absolute_path(str(files.path(node_path)))
