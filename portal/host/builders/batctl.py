@@ -118,19 +118,22 @@ def missing_module_message() -> str:
     )
 
 
-def ensure_module(runner: object, sys_module: Path = SYS_MODULE) -> None:
+def ensure_module(
+    runner: object, sys_module: Path = SYS_MODULE, *, load: bool = True
+) -> None:
     """Load batman-adv if needed; :class:`BatmanModuleMissing` when impossible.
 
     ``runner`` is any portal runner (the module is global to the kernel, so
     loading it from a lab namespace loads it for the machine, as on a node).
+    ``load=False`` only asks (``modprobe -n``) and changes nothing.
     """
     if module_loaded(sys_module):
         return
     try:
-        result = runner.run(modprobe())  # type: ignore[attr-defined]
+        result = runner.run(modprobe(dry_run=not load))  # type: ignore[attr-defined]
     except (CommandNotAllowed, CommandFailed) as error:
         # modprobe itself is missing (no kmod), or refused: the module is
         # as absent as can be.
         raise BatmanModuleMissing(missing_module_message()) from error
-    if not result.ok or not module_loaded(sys_module):
+    if not result.ok or (load and not module_loaded(sys_module)):
         raise BatmanModuleMissing(missing_module_message())
