@@ -196,6 +196,12 @@ class PendingChange(models.Model):
     def __str__(self) -> str:
         return f"{self.kind} ({self.state})"
 
+    def get_absolute_url(self) -> str:
+        """The operator's page of this change (login required)."""
+        from django.urls import reverse
+
+        return reverse("meshnet:change_detail", args=[self.pk])
+
     @staticmethod
     def deadline_after(seconds: int) -> datetime:
         return timezone.now() + timedelta(seconds=seconds)
