@@ -36,6 +36,9 @@ from portal.host.node import Host
 # every 15 seconds, so four missed runs mean the worker is not sampling.
 STALE_AFTER_SECONDS = 60
 PROC_UPTIME = Path("/proc/uptime")
+# Installed babel routes kept in a snapshot (a node with 1000 routes is a
+# very large mesh; the pages say when the list was cut).
+MAX_STORED_ROUTES = 1000
 
 
 def _iw_dev_command() -> Command:
@@ -108,6 +111,11 @@ def collect_babel(socket_path: Path, *, timeout: float = 2.0) -> dict[str, Any]:
         "neighbours": [_plain(n) for n in dump.neighbours],
         "route_count": len(dump.routes),
         "xroute_count": len(dump.xroutes),
+        # For the mesh status pages (meshnet.status): babel's interfaces and
+        # the routes it chose, capped so a huge mesh cannot swell the row.
+        "interfaces": [_plain(i) for i in dump.interfaces],
+        "routes": [_plain(r) for r in dump.installed_routes[:MAX_STORED_ROUTES]],
+        "xroutes": [_plain(x) for x in dump.xroutes[:MAX_STORED_ROUTES]],
     }
 
 
