@@ -405,7 +405,7 @@ def default_bssid(essid: str, channel: int) -> str:
 
 # -- validation of operator input --------------------------------------------
 
-_NETWORK_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$")
+_NETWORK_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,31}\Z")
 
 
 def network_name(value: str) -> str:
@@ -468,19 +468,19 @@ RECORD_PATH = "/var/lib/byzantium/interfaces.json"
 
 
 def hostapd_config_path(interface: str) -> str:
-    return f"{CONFIG_DIR}/hostapd-{validate.interface_name(interface)}.conf"
+    return f"{CONFIG_DIR}/hostapd-{iw.interface_name(interface)}.conf"
 
 
 def hostapd_pid_path(interface: str) -> str:
-    return f"{RUN_DIR}/hostapd-{validate.interface_name(interface)}.pid"
+    return f"{RUN_DIR}/hostapd-{iw.interface_name(interface)}.pid"
 
 
 def supplicant_config_path(interface: str) -> str:
-    return f"{CONFIG_DIR}/wpa_supplicant-{validate.interface_name(interface)}.conf"
+    return f"{CONFIG_DIR}/wpa_supplicant-{iw.interface_name(interface)}.conf"
 
 
 def supplicant_pid_path(interface: str) -> str:
-    return f"{RUN_DIR}/wpa_supplicant-{validate.interface_name(interface)}.pid"
+    return f"{RUN_DIR}/wpa_supplicant-{iw.interface_name(interface)}.pid"
 
 
 @dataclass(frozen=True)
@@ -543,7 +543,7 @@ def supplicant_start(config_path: str, pid_path: str, interface: str) -> Command
             "-D",
             "nl80211",
             "-i",
-            validate.interface_name(interface),
+            iw.interface_name(interface),
             "-c",
             validate.absolute_path(config_path),
             "-P",
@@ -576,7 +576,7 @@ def plan_interface(
     ``files_root``: where node paths really are (``host.files.root``); argvs
     name real paths (a lab node's files live below its own folder).
     """
-    name = validate.interface_name(iface.name)
+    name = iw.interface_name(iface.name)
     real = _real_path(files_root)
     regulatory = (iw.regulatory_domain_set(country),) if country else ()
     if iface.medium == "ibss":
@@ -660,7 +660,7 @@ def plan_interface(
 
 def plan_teardown(name: str, medium: str) -> InterfacePlan:
     """Return an interface the portal configured to an ordinary state."""
-    name = validate.interface_name(name)
+    name = iw.interface_name(name)
     if medium == "ibss":
         commands: tuple[Command, ...] = (
             iw.ibss_leave(name),
@@ -701,7 +701,7 @@ def plan_batman(
     so the plan only adds what is missing and removes what is no longer
     wanted.
     """
-    names = [validate.interface_name(n) for n in wanted]
+    names = [iw.interface_name(n) for n in wanted]
     current = set(enslaved)
     commands: list[Command] = []
     if not exists:

@@ -24,9 +24,9 @@ from pathlib import Path
 
 from django.utils.translation import gettext as _
 
-from .. import validate
 from ..commands import Command
 from ..errors import CommandFailed, CommandNotAllowed, HostError
+from . import iw
 
 MESH_INTERFACE = "bat0"
 MODULE_NAME = "batman-adv"
@@ -45,7 +45,7 @@ def _batctl(*argv: str, check: bool = True) -> Command:
 def create_mesh_interface(mesh: str = MESH_INTERFACE) -> Command:
     """``ip link add name bat0 type batadv`` (batman-adv's virtual interface)."""
     return Command(
-        ("ip", "link", "add", "name", validate.interface_name(mesh), "type", "batadv")
+        ("ip", "link", "add", "name", iw.interface_name(mesh), "type", "batadv")
     )
 
 
@@ -53,10 +53,10 @@ def interface_add(interface: str, mesh: str = MESH_INTERFACE) -> Command:
     """Put an interface under batman-adv."""
     return _batctl(
         "meshif",
-        validate.interface_name(mesh),
+        iw.interface_name(mesh),
         "interface",
         "add",
-        validate.interface_name(interface),
+        iw.interface_name(interface),
     )
 
 
@@ -64,27 +64,27 @@ def interface_del(interface: str, mesh: str = MESH_INTERFACE) -> Command:
     """Take an interface back from batman-adv (no error when it was not)."""
     return _batctl(
         "meshif",
-        validate.interface_name(mesh),
+        iw.interface_name(mesh),
         "interface",
         "del",
-        validate.interface_name(interface),
+        iw.interface_name(interface),
         check=False,
     )
 
 
 def interface_list(mesh: str = MESH_INTERFACE) -> Command:
     """The interfaces under batman-adv (``IF: active`` lines)."""
-    return _batctl("meshif", validate.interface_name(mesh), "interface", check=False)
+    return _batctl("meshif", iw.interface_name(mesh), "interface", check=False)
 
 
 def neighbors(mesh: str = MESH_INTERFACE) -> Command:
     """batman-adv's one-hop neighbours."""
-    return _batctl("meshif", validate.interface_name(mesh), "neighbors")
+    return _batctl("meshif", iw.interface_name(mesh), "neighbors")
 
 
 def originators(mesh: str = MESH_INTERFACE) -> Command:
     """Every node batman-adv knows, with the best next hop."""
-    return _batctl("meshif", validate.interface_name(mesh), "originators")
+    return _batctl("meshif", iw.interface_name(mesh), "originators")
 
 
 def modprobe(module: str = MODULE_NAME, *, dry_run: bool = False) -> Command:

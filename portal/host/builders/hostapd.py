@@ -32,6 +32,7 @@ from django.utils.translation import gettext as _
 from .. import validate
 from ..commands import Command, CommandResult
 from ..errors import CommandFailed, InvalidValue
+from . import iw
 
 HW_MODES = frozenset({"g", "a"})
 # Interface name used when only parsing the config: never created by us, and
@@ -39,7 +40,7 @@ HW_MODES = frozenset({"g", "a"})
 CHECK_INTERFACE = "byz-nocheck0"
 CHECK_TIMEOUT = 15.0
 
-_COUNTRY = re.compile(r"^[A-Z]{2}$")
+_COUNTRY = re.compile(r"^[A-Z]{2}\Z")
 _PARSE_ERROR = re.compile(r"^(Line \d+: .*|.*errors? found in configuration file.*)$")
 # What hostapd prints once the file parsed and it moves on to the radio.
 _PARSED_MARKERS = (
@@ -79,7 +80,7 @@ class HostapdConfig:
     country: str = ""
 
     def __post_init__(self) -> None:
-        validate.interface_name(self.interface)
+        iw.interface_name(self.interface)
         validate.essid(self.ssid)
         if self.hw_mode not in HW_MODES:
             raise InvalidValue(
@@ -99,7 +100,7 @@ class HostapdConfig:
 
 def render_config(config: HostapdConfig, *, interface: str | None = None) -> str:
     """The hostapd.conf text; ``interface`` overrides the name (checks)."""
-    name = validate.interface_name(interface or config.interface)
+    name = iw.interface_name(interface or config.interface)
     lines = [
         f"# hostapd configuration of {name}, rendered by the portal; do not edit.",
         f"interface={name}",
