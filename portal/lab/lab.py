@@ -7,9 +7,13 @@ prefix or lives inside something that does:
   (clients); every interface is born inside them (veth ends are created
   directly in their namespaces), so nothing ever appears in the machine's
   own namespace and deleting the namespaces deletes every link;
-- one folder, ``base_dir``, with a sub-folder per member holding the
-  daemons' configurations, pid files, sockets, logs and leases, plus
-  ``root/`` (the file root the portal uses for node n1 in lab host mode);
+- one folder, ``base_dir``, with a sub-folder per member; a node's folder
+  holds ``root/``, the node's file root (its ``/``): babeld's and dnsmasq's
+  configurations, pid files, socket, logs and leases sit there at the node
+  paths a real node uses (``root/etc/byzantium/babeld.conf``,
+  ``root/run/byzantium/babeld.pid`` ...), so in lab host mode the portal
+  manages node n1 exactly as it manages ``/`` on a real node; a client's
+  folder holds its dhclient files;
 - ``/etc/netns/<prefix>-cK/resolv.conf``, the client's own resolver file
   (see :mod:`portal.lab.dhcp_hook`).
 
@@ -19,6 +23,15 @@ only if its command line names ``base_dir``, so a recycled pid is safe), and
 it never touches a namespace or process without this prefix. ``up`` begins
 with the same tear-down, so a lab left behind by a killed run is removed by
 the next one.
+
+Nodes are configured by the portal's own code: :meth:`Lab.up` builds the
+"hardware" (namespaces, veth links, each node's client bridge) and then
+calls :func:`meshnet.apply.apply_mesh` for every node with that node's
+:class:`~meshnet.state.MeshState` (:meth:`Lab.node_state`), so the lab runs
+exactly the babeld and dnsmasq configurations the portal renders. A spec
+with ``bare=True`` stops after the hardware: tests then configure the nodes
+themselves through the same function and start the clients with
+:meth:`Lab.start_clients`.
 
 Every system change goes through the host layer's builders and runners. The
 one exception is :meth:`Lab.exec`, the developer's own command run inside a
@@ -41,12 +54,16 @@ from typing import Any
 
 import psutil
 
+from meshnet import babel_config, dnsmasq_config
+from meshnet.apply import LAB_TUNING, apply_mesh
+from meshnet.state import InterfaceState, MeshState
 from portal.host import validate
 from portal.host.allowlist import SYSTEM_PATH, resolve_executable
-from portal.host.builders import babeld, dhclient, dnsmasq, link, netns, process
+from portal.host.builders import dhclient, link, netns, process
 from portal.host.commands import Command, CommandResult
 from portal.host.errors import CommandFailed, HostError, InvalidValue
 from portal.host.files import FileStore
+from portal.host.node import Host
 from portal.host.runner import NamespaceRunner, Runner, SystemRunner
 
 from . import spec as plan
@@ -55,8 +72,11 @@ from .spec import LabSpec
 
 # babeld's hello interval on lab links: links are perfect and the lab should
 # converge in seconds, not the half-minute the 4-second default would take.
-LAB_HELLO_INTERVAL = 0.5
+LAB_HELLO_INTERVAL = LAB_TUNING.babel.hello_interval
 MARKER = "lab.json"
+# Where the nodes' daemons keep pid files and logs (node paths under root/).
+_NODE_PIDS = "n*/root/run/byzantium/*.pid"
+_NODE_LOGS = "n*/root/var/log/byzantium/*.log"
 NETNS_ETC = Path("/etc/netns")
 # How long a signalled process may take to exit before it gets SIGKILL.
 TERM_GRACE = 3.0
@@ -180,6 +200,37 @@ class Lab:
     def folder(self, member: str) -> Path:
         return self.base_dir / member
 
+    def node_files(self, node: str) -> FileStore:
+        """The node's file root (its ``/``), as the portal sees it."""
+        return FileStore(self.folder(node) / "root")
+
+    def node_path(self, node: str, node_path: str) -> Path:
+        """Real path of a node path, e.g. ``/run/byzantium/babeld.sock``."""
+        return self.node_files(node).path(node_path)
+
+    def node_host(self, node: str) -> Host:
+        """The :class:`Host` of a node: what ``current_host()`` is for n1."""
+        return Host(mode="lab", runner=self._in(node), files=self.node_files(node))
+
+    def node_state(self, node: str, spec: LabSpec | None = None) -> MeshState:
+        """The mesh state of a lab node: the lab address plan as the portal's data.
+
+        Mesh links are the veths to its neighbours (wired), clients are
+        served on the bridge ``br-lan``.
+        """
+        spec = spec or self.spec()
+        neighbours = [b if a == node else a for a, b in spec.edges() if node in (a, b)]
+        interfaces = tuple(
+            InterfaceState(name=plan.link_interface(peer), role="mesh", medium="wired")
+            for peer in neighbours
+        ) + (InterfaceState(name=plan.CLIENT_BRIDGE, role="clients", medium="wired"),)
+        return MeshState(
+            node_name=node,
+            mesh_address=str(plan.mesh_address(node)),
+            client_subnet=str(plan.client_subnet(node)),
+            interfaces=interfaces,
+        )
+
     def resolve(self, text: str) -> str:
         """Short member name for ``n1``/``node-1``/``<prefix>-n1``; must exist."""
         candidate = text.strip()
@@ -233,20 +284,14 @@ class Lab:
             self.folder(member).mkdir(parents=True, exist_ok=True)
             system.run(netns.add(self.namespace(member)))
             self._in(member).run(link.set_up("lo"))
-        (self.folder("n1") / "root").mkdir(exist_ok=True)
         for node in spec.node_names:
             (self.folder(node) / "root").mkdir(exist_ok=True)
             inside = self._in(node)
-            inside.run(link.address_add("lo", f"{plan.mesh_address(node)}/32"))
-            inside.run(netns.sysctl_set("net.ipv4.ip_forward", 1))
             # Lab links get fresh random MACs, so their link-local addresses
             # cannot collide: skip duplicate address detection, which would
             # keep babeld silent for the first second or two of every link.
             inside.run(netns.sysctl_set("net.ipv6.conf.default.accept_dad", 0))
             inside.run(link.bridge_add(plan.CLIENT_BRIDGE))
-            gateway = plan.client_gateway(node)
-            prefixlen = plan.client_subnet(node).prefixlen
-            inside.run(link.address_add(plan.CLIENT_BRIDGE, f"{gateway}/{prefixlen}"))
             inside.run(link.set_up(plan.CLIENT_BRIDGE))
         for a, b in spec.edges():
             system.run(
@@ -275,51 +320,22 @@ class Lab:
             # Up now, not in dhclient's PREINIT: a DISCOVER sent the instant
             # the link comes up is lost, and dhclient retries only after 3 s.
             self._in(client).run(link.set_up(plan.CLIENT_INTERFACE))
-        for node in spec.node_names:
-            self._start_dnsmasq(node)
-        # Leases first: DHCP is local to a node, and the convergence clock
-        # should measure babel alone.
-        for client in spec.client_names:
-            self._start_dhclient(client)
+        if spec.bare:
+            return
         self.daemons_started_at = time.monotonic()
         for node in spec.node_names:
-            self._start_babeld(node, spec)
+            self.configure_node(node, spec)
+        self.start_clients(spec)
 
-    def _start_babeld(self, node: str, spec: LabSpec) -> None:
-        neighbours = [b if a == node else a for a, b in spec.edges() if node in (a, b)]
-        config = babeld.BabeldConfig(
-            title=f"lab {self.prefix} node {node}",
-            folder=self.folder(node),
-            interfaces=tuple(plan.link_interface(peer) for peer in neighbours),
-            mesh_address=f"{plan.mesh_address(node)}/32",
-            client_subnet=str(plan.client_subnet(node)),
-            hello_interval=LAB_HELLO_INTERVAL,
-        )
-        text = babeld.render_config(config)
-        babeld.check_config(text)
-        FileStore(config.folder).write("/babeld.conf", text)
-        if not neighbours:
-            # babeld refuses to run on no interface; a one-node lab has no mesh.
-            return
-        self._in(node).run(babeld.start(config.config_file))
-        self._wait_for_pid(config.pid_file, "babeld")
+    def configure_node(self, node: str, spec: LabSpec | None = None) -> None:
+        """Apply the node's mesh state with the portal's own apply function."""
+        apply_mesh(self.node_host(node), self.node_state(node, spec), tuning=LAB_TUNING)
 
-    def _start_dnsmasq(self, node: str) -> None:
-        config = dnsmasq.DnsmasqConfig(
-            title=f"lab {self.prefix} node {node}",
-            folder=self.folder(node),
-            interface=plan.CLIENT_BRIDGE,
-            subnet=str(plan.client_subnet(node)),
-            router=str(plan.client_gateway(node)),
-            first_host=plan.DHCP_FIRST_HOST,
-            last_host=plan.DHCP_LAST_HOST,
-            no_ping=True,
-        )
-        FileStore(config.folder).write("/dnsmasq.conf", dnsmasq.render_config(config))
-        config.lease_file.touch()
-        self._in(node).run(dnsmasq.test_config(config.config_file))
-        self._in(node).run(dnsmasq.start(config.config_file))
-        self._wait_for_pid(config.pid_file, "dnsmasq")
+    def start_clients(self, spec: LabSpec | None = None) -> None:
+        """Start dhclient in every client; returns once each holds a lease."""
+        spec = spec or self.spec()
+        for client in spec.client_names:
+            self._start_dhclient(client)
 
     def _start_dhclient(self, client: str) -> None:
         namespace = self.namespace(client)
@@ -496,8 +512,8 @@ class Lab:
             member.interfaces = self._interfaces(name)
             if member.role == "node":
                 member.daemons = [
-                    _daemon("babeld", self.folder(name) / "babeld.pid"),
-                    _daemon("dnsmasq", self.folder(name) / "dnsmasq.pid"),
+                    _daemon("babeld", self.node_path(name, babel_config.PID_FILE)),
+                    _daemon("dnsmasq", self.node_path(name, dnsmasq_config.PID_FILE)),
                 ]
             else:
                 member.daemons = [
@@ -553,7 +569,8 @@ class Lab:
         tails = []
         if not self.base_dir.is_dir():
             return ""
-        for log_file in sorted(self.base_dir.glob("*/*.log")):
+        logs = [*self.base_dir.glob("*/*.log"), *self.base_dir.glob(_NODE_LOGS)]
+        for log_file in sorted(logs):
             with contextlib.suppress(OSError):
                 text = log_file.read_text(errors="replace").strip().splitlines()
                 if text:
@@ -588,7 +605,8 @@ class Lab:
         found = set()
         if not self.base_dir.is_dir():
             return found
-        for pid_file in self.base_dir.glob("*/*.pid"):
+        pid_files = [*self.base_dir.glob("*/*.pid"), *self.base_dir.glob(_NODE_PIDS)]
+        for pid_file in pid_files:
             pid = read_pid_file(pid_file)
             if pid is not None and pid_alive(pid) and _mentions(pid, self.base_dir):
                 found.add(pid)

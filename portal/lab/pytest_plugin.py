@@ -1,8 +1,12 @@
 """pytest fixtures that give tests real labs (registered in the root conftest).
 
-- ``make_lab(nodes=3, topology="line", clients=1, converge=True) -> Lab``
-  builds a lab, waits for babel convergence (``lab.converged_after`` holds
-  the seconds) and tears it down at the end of the test, failed or not.
+- ``make_lab(nodes=3, topology="line", clients=1, converge=True,
+  bare=False) -> Lab`` builds a lab, waits for babel convergence
+  (``lab.converged_after`` holds the seconds) and tears it down at the end
+  of the test, failed or not. ``bare=True`` builds only namespaces, links
+  and bridges: the test configures the nodes itself (``lab.node_host(n)``,
+  ``lab.node_state(n)``, ``meshnet.apply.apply_mesh``) and starts the
+  clients with ``lab.start_clients()``.
 - ``make_module_lab`` is the same factory shared by one test module, for
   tests that only read a lab: one build instead of one per test.
 
@@ -145,13 +149,14 @@ class _Labs:
         *,
         converge: bool = True,
         timeout: float = 60.0,
+        bare: bool = False,
     ) -> Lab:
         require_root()
         lab = new_test_lab()
         self.labs.append(lab)
-        spec = LabSpec(nodes=nodes, topology=topology, clients=clients)
+        spec = LabSpec(nodes=nodes, topology=topology, clients=clients, bare=bare)
         lab.up(spec)
-        if converge:
+        if converge and not bare:
             lab.wait_converged(timeout=timeout, spec=spec)
         return lab
 

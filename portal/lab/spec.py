@@ -10,7 +10,8 @@ its own and no two labs ever share a link):
 - node ``nI`` has the mesh address ``10.213.0.I/32`` on its loopback, its
   identity in the mesh whatever links it has;
 - node ``nI`` serves the client subnet ``10.213.I.0/24`` on its bridge
-  ``br-lan`` and takes ``.1`` there; its dnsmasq leases ``.100``-``.199``.
+  ``br-lan`` and takes ``.1`` there; its dnsmasq leases the rest, as on a
+  real node (:mod:`meshnet.dnsmasq_config`).
 
 10.213/16 sits in the middle of 10/8, away from the 10.0/16, 10.1/16 and
 10.10/16 blocks home routers and VPNs like to use, so a developer who looks
@@ -35,8 +36,6 @@ MAX_CLIENTS = 64
 MESH_BLOCK = ipaddress.IPv4Network("10.213.0.0/24")
 CLIENT_BRIDGE = "br-lan"
 CLIENT_INTERFACE = "eth0"
-DHCP_FIRST_HOST = 100
-DHCP_LAST_HOST = 199
 
 _MEMBER = re.compile(
     r"^(?:(?P<short>[nc])(?P<n1>[0-9]{1,3})|(?P<long>node|client)-(?P<n2>[0-9]{1,3}))$"
@@ -50,6 +49,9 @@ class LabSpec:
     nodes: int = 3
     topology: str = "line"
     clients: int = 1
+    # Only the "hardware" (namespaces, links, bridges): no addresses, no
+    # daemons, no leases; a test configures the nodes itself.
+    bare: bool = False
 
     def __post_init__(self) -> None:
         if isinstance(self.nodes, bool) or not isinstance(self.nodes, int):
@@ -61,6 +63,8 @@ class LabSpec:
                 f"topology must be one of {', '.join(TOPOLOGIES)}, "
                 f"not {self.topology!r}"
             )
+        if not isinstance(self.bare, bool):
+            raise InvalidValue("bare is true or false")
         if isinstance(self.clients, bool) or not isinstance(self.clients, int):
             raise InvalidValue("the number of clients must be a whole number")
         if not 0 <= self.clients <= MAX_CLIENTS:

@@ -153,9 +153,9 @@ PUBLIC_PATH_PREFIXES: list[str] = []
 # babeld's read-only local socket, read by the dashboard's status job: the
 # managed lab node's in lab mode, babeld's usual one on a real node.
 BABELD_SOCKET: Path = (
-    PORTAL.lab_dir / PORTAL.lab_node / "babeld.sock"
+    PORTAL.lab_dir / PORTAL.lab_node / "root/run/byzantium/babeld.sock"
     if PORTAL.host_mode == "lab"
-    else Path("/run/babeld.sock")
+    else Path("/run/byzantium/babeld.sock")
 )
 
 # The job queue. Jobs are JSON, never pickle; the worker runs only functions

@@ -66,7 +66,7 @@ def test_client_takes_a_dhcp_lease_from_its_node(line5):
     assert client.node == "n1"
     address = ipaddress.ip_interface(client.address)
     assert address.network == client_subnet("n1")
-    leases = (line5.folder("n1") / "dnsmasq.leases").read_text()
+    leases = line5.node_path("n1", "/var/lib/byzantium/dnsmasq.leases").read_text()
     assert str(address.ip) in leases and " c1 " in leases
     route = line5.exec("c1", ["ip", "-j", "route", "show", "default"], capture=True)
     assert json.loads(route.stdout)[0]["gateway"] == str(client_gateway("n1"))
@@ -120,9 +120,9 @@ def test_status_lists_namespaces_links_and_live_daemons(line5):
 
 
 def test_babeld_socket_is_the_read_only_one(line5):
-    socket_path = line5.folder("n3") / "babeld.sock"
+    socket_path = line5.node_path("n3", "/run/byzantium/babeld.sock")
     assert socket_path.is_socket()
-    config = (line5.folder("n3") / "babeld.conf").read_text()
+    config = line5.node_path("n3", "/etc/byzantium/babeld.conf").read_text()
     assert f"local-path {socket_path}" in config
     assert "readwrite" not in config
     assert (line5.folder("n1") / "root").is_dir()

@@ -140,93 +140,65 @@ def test_process_signal_by_pid_only():
         process.send_signal(-1)
 
 
-def _babeld_config(**changes):
-    values = dict(
-        title="lab byz node n1",
-        folder=LAB / "n1",
-        interfaces=("to-n2", "to-n3"),
-        mesh_address="10.213.0.1/32",
-        client_subnet="10.213.1.0/24",
-        hello_interval=0.5,
-    )
-    values.update(changes)
-    return babeld.BabeldConfig(**values)
+def _lab_node_state(node, spec):
+    """The lab's MeshState of ``node`` (Lab.node_state needs no system)."""
+    from portal.lab import Lab
+
+    return Lab(prefix="byz", base_dir=LAB).node_state(node, spec)
 
 
-def test_babeld_config_redistributes_only_own_prefixes():
-    text = babeld.render_config(_babeld_config())
-    assert text.splitlines()[1:] == [
-        "local-path /var/lib/byz/lab/byz/n1/babeld.sock",
-        "pid-file /var/lib/byz/lab/byz/n1/babeld.pid",
-        "state-file /var/lib/byz/lab/byz/n1/babeld.state",
-        "log-file /var/lib/byz/lab/byz/n1/babeld.log",
+def test_lab_node_state_is_the_address_plan_as_portal_data():
+    state = _lab_node_state("n2", LabSpec(nodes=3, topology="line"))
+    assert state.mesh_address == "10.213.0.2"
+    assert state.client_subnet == "10.213.2.0/24"
+    assert [i.name for i in state.mesh_interfaces] == ["to-n1", "to-n3"]
+    assert [i.name for i in state.client_interfaces] == ["br-lan"]
+
+
+def test_lab_babeld_config_is_the_portals_with_lab_timers():
+    from meshnet import babel_config
+    from meshnet.apply import LAB_TUNING
+    from portal.host.files import FileStore
+
+    state = _lab_node_state("n1", LabSpec(nodes=3, topology="ring"))
+    text = babel_config.render(state, FileStore(LAB / "n1" / "root"), LAB_TUNING.babel)
+    lines = [line for line in text.splitlines() if not line.startswith("#")]
+    assert lines == [
+        "local-path /var/lib/byz/lab/byz/n1/root/run/byzantium/babeld.sock",
+        "pid-file /var/lib/byz/lab/byz/n1/root/run/byzantium/babeld.pid",
+        "state-file /var/lib/byz/lab/byz/n1/root/var/lib/byzantium/babeld.state",
+        "log-file /var/lib/byz/lab/byz/n1/root/var/log/byzantium/babeld.log",
         "default hello-interval 0.5",
-        "interface to-n2",
-        "interface to-n3",
-        "# Announce only this node's own mesh address and client subnet.",
+        "interface to-n2 type wired",
+        "interface to-n3 type wired",
         "redistribute local ip 10.213.0.1/32 allow",
         "redistribute ip 10.213.1.0/24 eq 24 allow",
         "redistribute local deny",
         "redistribute deny",
     ]
-    assert "local-path-readwrite" not in text
-    babeld.check_config(text)
 
 
-def test_babeld_config_check_refuses_unknown_directive_and_open_redistribution():
-    text = babeld.render_config(_babeld_config())
-    with pytest.raises(InvalidValue):
-        babeld.check_config(text + "local-path-readwrite /tmp/x\n")
-    with pytest.raises(InvalidValue):
-        babeld.check_config(text.replace("redistribute deny\n", ""))
+def test_lab_dnsmasq_config_serves_only_the_client_bridge_without_ping():
+    from meshnet import dnsmasq_config
+    from meshnet.apply import LAB_TUNING
+    from portal.host.files import FileStore
 
-
-def test_babeld_config_refuses_bad_values():
-    with pytest.raises(InvalidValue):
-        babeld.render_config(_babeld_config(mesh_address="10.213.0.0/24"))
-    with pytest.raises(InvalidValue):
-        babeld.render_config(_babeld_config(interfaces=("to-n2\nredistribute",)))
-    with pytest.raises(InvalidValue):
-        babeld.render_config(_babeld_config(folder=Path("/tmp/with space")))
+    state = _lab_node_state("n2", LabSpec(nodes=3))
+    text = dnsmasq_config.render(state, FileStore(LAB / "n2" / "root"), LAB_TUNING.dhcp)
+    lines = text.splitlines()
+    assert [line for line in lines if line.startswith("interface=")] == [
+        "interface=br-lan"
+    ]
+    assert "dhcp-range=10.213.2.2,10.213.2.254,255.255.255.0,3600" in lines
+    assert "dhcp-option=option:router,10.213.2.1" in lines
+    assert lines[-1] == "no-ping"
 
 
 def test_babeld_start_argv_daemonises_with_its_config():
     command = babeld.start(LAB / "n1" / "babeld.conf")
     assert command.argv == ("babeld", "-D", "-c", "/var/lib/byz/lab/byz/n1/babeld.conf")
-    assert command.detach
-
-
-def _dnsmasq_config(**changes):
-    values = dict(
-        title="lab byz node n2",
-        folder=LAB / "n2",
-        interface="br-lan",
-        subnet="10.213.2.0/24",
-        router="10.213.2.1",
-    )
-    values.update(changes)
-    return dnsmasq.DnsmasqConfig(**values)
-
-
-def test_dnsmasq_config_serves_only_the_client_bridge():
-    text = dnsmasq.render_config(_dnsmasq_config(no_ping=True))
-    lines = text.splitlines()
-    assert "interface=br-lan" in lines
-    assert "bind-interfaces" in lines
-    assert "no-resolv" in lines
-    assert "dhcp-range=10.213.2.100,10.213.2.199,255.255.255.0,1h" in lines
-    assert "dhcp-option=option:router,10.213.2.1" in lines
-    assert "dhcp-leasefile=/var/lib/byz/lab/byz/n2/dnsmasq.leases" in lines
-    assert "pid-file=/var/lib/byz/lab/byz/n2/dnsmasq.pid" in lines
-    assert lines[-1] == "no-ping"
-    assert "no-ping" not in dnsmasq.render_config(_dnsmasq_config())
-
-
-def test_dnsmasq_config_refuses_router_outside_or_inside_range():
-    with pytest.raises(InvalidValue):
-        dnsmasq.render_config(_dnsmasq_config(router="10.213.3.1"))
-    with pytest.raises(InvalidValue):
-        dnsmasq.render_config(_dnsmasq_config(router="10.213.2.150"))
+    # babeld closes its streams when it forks: its parse errors are read.
+    assert not command.detach
 
 
 def test_dnsmasq_argv_tests_then_starts_the_same_file():

@@ -94,6 +94,20 @@ def address_replace(name: str, address: str) -> Command:
     )
 
 
+def address_delete(name: str, address: str) -> Command:
+    """Remove one address (with its prefix length) from an interface."""
+    return Command(
+        (
+            "ip",
+            "address",
+            "delete",
+            validate.ip_interface(address),
+            "dev",
+            validate.interface_name(name),
+        )
+    )
+
+
 def address_flush_ipv4(name: str) -> Command:
     """Remove every IPv4 address of an interface."""
     return Command(
