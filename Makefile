@@ -20,9 +20,14 @@ PIP := $(VENV)/bin/pip
 MANAGE := $(PYTHON) manage.py
 REQUIREMENTS_STAMP := $(VENV)/.requirements.stamp
 
+# Every program the portal may run (portal/host/allowlist.py) and every one
+# the tests run must come from one of these, or from a package they depend
+# on: portal/tests/test_install_manifest.py checks it. CI's fresh machine
+# has none of them.
 DEBIAN_PACKAGES := redis-server babeld dnsmasq nftables iproute2 arping gettext \
 	openssl isc-dhcp-client conntrack nginx-light chromium curl wrk procps \
-	psmisc python3-venv fonts-dejavu-core fonts-dejavu-extra fonts-liberation
+	psmisc python3-venv fonts-dejavu-core fonts-dejavu-extra fonts-liberation \
+	iputils-ping iw hostapd wpasupplicant batctl kmod systemd tor ca-certificates
 
 ifneq ($(shell id -u),0)
 # Not root: nothing may change the machine, and the lab needs root.

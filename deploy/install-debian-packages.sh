@@ -5,11 +5,12 @@
 #
 # As root: `apt-get update` (only when something is missing), then
 # `apt-get install`. The packages that ship a system daemon (redis-server,
-# nginx, dnsmasq) are installed with a policy-rc.d that forbids starting
-# services, and the units of the ones installed here are disabled
-# afterwards: the portal runs its own Redis, nginx and dnsmasq instances
+# nginx, dnsmasq, hostapd, tor) are installed with a policy-rc.d that
+# forbids starting services, and the units of the ones installed here are
+# disabled afterwards: the portal runs its own instances of these daemons
 # with its own configuration, and a system copy would only take ports and
-# memory (and, for dnsmasq, answer DHCP on the machine's own network).
+# memory (and, for dnsmasq, answer DHCP on the machine's own network; for
+# tor, open circuits the operator never asked for).
 # Daemons that were installed before this script ran are left alone.
 #
 # Not root: installs nothing, prints what is missing and exits 0, so
@@ -58,23 +59,24 @@ apt-get install -q -y \
     -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold \
     "${missing[@]}"
 
-# Units of daemons we run ourselves, by package name.
+# Units of daemons we run ourselves, by package name (space-separated).
 declare -A units=(
     [redis-server]=redis-server.service
     [nginx-light]=nginx.service
     [nginx]=nginx.service
     [dnsmasq]=dnsmasq.service
+    [hostapd]=hostapd.service
+    [tor]="tor.service tor@default.service"
 )
 if command -v systemctl >/dev/null; then
     for package in "${missing[@]}"; do
-        unit=${units[$package]:-}
-        if [[ -n $unit ]]; then
+        for unit in ${units[$package]:-}; do
             # Works with or without a running systemd: it removes the
             # symlinks that would start the unit at boot.
             systemctl disable --quiet "$unit" 2>/dev/null || true
             if [[ -d /run/systemd/system ]]; then
                 systemctl stop --quiet "$unit" 2>/dev/null || true
             fi
-        fi
+        done
     done
 fi
