@@ -7,3 +7,4 @@ each part registers its kinds in its own ``jobs_<part>`` module.
 from . import jobs_directory  # noqa: F401, E402
 from . import jobs_changes  # noqa: F401, E402
 from . import jobs_addresses  # noqa: F401, E402
+from . import jobs_routing  # noqa: F401, E402
