@@ -14,7 +14,7 @@ class ConfirmForm(forms.Form):
     token = forms.CharField(max_length=64, widget=forms.HiddenInput)
     action = forms.ChoiceField(
         choices=[("confirm", _("Keep the change")), ("rollback", _("Undo it now"))],
-        initial="confirm",
+        required=False,
         widget=forms.HiddenInput,
     )
 

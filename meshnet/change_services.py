@@ -159,12 +159,32 @@ def _messages(error: ValidationError) -> str:
     return " ".join(str(message) for message in error.messages)
 
 
+def _refuse_control_characters(state: MeshState) -> None:
+    """Refuse newlines and other control characters in any text value.
+
+    The models' fields would quietly strip some of them (an address with a
+    trailing newline); a proposal carrying them is refused instead, so what
+    was asked is what is applied or nothing is.
+    """
+    values: list[Any] = [getattr(state, name) for name in SCALAR_FIELDS]
+    for interface in state.interfaces:
+        values.extend(vars(interface).values())
+    for value in values:
+        if isinstance(value, str) and any(
+            ord(ch) < 0x20 or ord(ch) == 0x7F for ch in value
+        ):
+            raise ChangeError(
+                _("A value contains a line break or another control character.")
+            )
+
+
 def write_state(state: MeshState, names: list[str]) -> None:
     """Store the fields ``names`` of ``state`` in the models, checked.
 
     Raises :class:`ChangeError` when a value does not pass the models' own
     validation; the caller's transaction then leaves everything as it was.
     """
+    _refuse_control_characters(state)
     settings_row = MeshSettings.load()
     scalar = [name for name in names if name in SCALAR_FIELDS]
     for name in scalar:

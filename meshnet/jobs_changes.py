@@ -10,7 +10,7 @@
 
 Both apply through the routing part's job ``meshnet.apply_mesh``, called in
 this job (same log, same worker, no second queue round trip): it applies
-``MeshState.from_db()`` to ``current_host()``.
+``MeshState.from_db()`` to ``current_host()`` (see :func:`apply_to_node`).
 """
 
 from __future__ import annotations
@@ -40,17 +40,23 @@ EXPIRE_EVERY = 3
 
 
 def apply_to_node() -> Any:
-    """Apply the state in the models to this node (the routing part's job)."""
+    """Apply the state in the models to this node.
+
+    Through the routing part's job ``meshnet.apply_mesh`` when it is
+    registered (it knows what else goes into an apply: upstream DNS, the
+    captive portal's option), else its plain function
+    :func:`meshnet.apply.apply_mesh` on ``current_host()``.
+    """
+    registry.load()
     entry = registry.get(APPLY_MESH_KIND)
-    if entry is None:
-        registry.load()
-        entry = registry.get(APPLY_MESH_KIND)
-    if entry is None:
-        raise JobFailed(
-            _("This node cannot apply mesh settings: the job %(kind)s is missing.")
-            % {"kind": APPLY_MESH_KIND}
-        )
-    return entry.func()
+    if entry is not None:
+        return entry.func()
+    from portal.host.node import current_host
+
+    from .apply import apply_mesh
+    from .state import MeshState
+
+    return apply_mesh(current_host(), MeshState.from_db()).to_dict()
 
 
 def _error_text(error: BaseException) -> str:

@@ -149,11 +149,8 @@ def change_confirm_post(request: HttpRequest, pk: int) -> HttpResponse:
         )
     token = form.cleaned_data["token"]
     address = client_address(request)
-    act = (
-        services.roll_back_now
-        if form.cleaned_data["action"] == "rollback"
-        else services.confirm_change
-    )
+    undo = form.cleaned_data["action"] == "rollback"
+    act = services.roll_back_now if undo else services.confirm_change
     try:
         change = act(change_id=pk, token=token, address=address)
     except services.ConfirmRefused as refusal:
@@ -167,7 +164,7 @@ def change_confirm_post(request: HttpRequest, pk: int) -> HttpResponse:
             error=str(refusal.message),
             status=409,
         )
-    if form.cleaned_data["action"] == "rollback":
+    if undo:
         messages.info(request, _("The change is being undone."))
     else:
         messages.success(request, _("The change is confirmed and stays."))
