@@ -119,6 +119,16 @@ def collect_babel(socket_path: Path, *, timeout: float = 2.0) -> dict[str, Any]:
     }
 
 
+def _interface_details(host: Host, interfaces: list[dict[str, Any]]) -> dict[str, Any]:
+    """Drivers and radio abilities (``iw phy``), from the meshnet app."""
+    from meshnet.wireless import collect_interface_details
+
+    try:
+        return collect_interface_details(host, interfaces)
+    except (HostError, OSError, ValueError) as error:
+        return {"error": str(error), "drivers": {}, "wireless": {}, "radios": {}}
+
+
 def collect_status(
     host: Host, *, babel_socket: Path, uptime_path: Path = PROC_UPTIME
 ) -> dict[str, Any]:
@@ -133,6 +143,7 @@ def collect_status(
         "interfaces": interfaces,
         "interfaces_error": interfaces_error,
         "babel": collect_babel(babel_socket),
+        "interface_details": _interface_details(host, interfaces),
         "duration": round(time.monotonic() - started, 3),
     }
 
