@@ -9,15 +9,17 @@ with the managed node's host; they run the checks of
 :mod:`meshnet.addressing` and store the addresses in ``MeshSettings`` only
 when they pass, so a clash explains itself and changes nothing.
 
-Storing is the end of this part's work: applying the addresses to the
-system (loopback, client bridge, babeld, dnsmasq) is the mesh apply job's.
-:func:`hand_over_for_apply` is the one place that passes the stored choice
-on (see its docstring for how).
+Storing hands over to the parts that apply (:func:`store_and_apply`): a
+first choice goes straight to the mesh apply job (``meshnet.apply_mesh``);
+a change of a running node's addresses goes through apply with rollback
+(``meshnet.change_services.propose_change``), so an operator cut off by it
+gets the old addresses back at the deadline.
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +33,7 @@ from portal.models import Job
 
 from . import addressing
 from .addressing import AddressCandidate, AddressChoice, CandidateSource
-from .models import AddressOrigin, MeshSettings
+from .models import AddressOrigin, MeshSettings, PendingChange
 from .state import MeshState
 
 logger = logging.getLogger(__name__)
@@ -93,47 +95,89 @@ def _configured_links() -> list[str]:
     return [item.name for item in MeshState.from_db().mesh_interfaces]
 
 
-def store_addresses(*, candidate: AddressCandidate, origin: str) -> MeshSettings:
-    """Keep the addresses (survives restarts) with how and when they were checked."""
+def store_addresses(
+    *, candidate: AddressCandidate, origin: str, addresses: bool = True
+) -> MeshSettings:
+    """Keep the addresses (survives restarts) with how and when they were checked.
+
+    ``addresses=False`` records only the origin and the time, for addresses
+    the change flow has already written.
+    """
+    fields = ["address_origin", "addresses_checked_at", "updated"]
     with transaction.atomic():
         row = MeshSettings.objects.select_for_update().get(pk=MeshSettings.load().pk)
-        row.mesh_address = str(candidate.mesh_address)
-        row.client_subnet = str(candidate.client_subnet)
+        if addresses:
+            row.mesh_address = str(candidate.mesh_address)
+            row.client_subnet = str(candidate.client_subnet)
+            fields += ["mesh_address", "client_subnet"]
         row.address_origin = origin
         row.addresses_checked_at = timezone.now()
-        row.save(
-            update_fields=[
-                "mesh_address",
-                "client_subnet",
-                "address_origin",
-                "addresses_checked_at",
-                "updated",
-            ]
-        )
+        row.save(update_fields=fields)
     return row
 
 
-def hand_over_for_apply(*, previous: MeshState, user_id: int | None) -> Job | None:
-    """Pass freshly stored addresses on to be applied to the system.
+@dataclass(frozen=True)
+class Stored:
+    """How checked addresses were kept and passed on to be applied."""
 
-    Hook between this part (decide and store) and the parts that apply:
-    the routing part's apply job (``meshnet.apply_mesh``) renders and applies
-    the stored MeshState. A node that already had addresses should change
-    them through the apply-with-rollback flow (``meshnet.change_services``),
-    so an operator cut off by the change gets the old addresses back; until
-    that flow offers an entry point for it, the apply job is enqueued
-    directly. ``previous`` is the state before the change, kept for that
-    flow. Returns the job enqueued, or None when no apply job is registered
-    (the addresses are then applied the next time the mesh is applied).
-    """
-    registry.load()
-    if not registry.is_registered(APPLY_KIND):
-        logger.info("no %s job registered; addresses stored only", APPLY_KIND)
+    change: PendingChange | None = None  # applied with rollback
+    apply_job: Job | None = None  # applied directly (a first choice)
+    unchanged: bool = False  # the node already had exactly these
+
+
+def _user(user_id: int | None) -> Any:
+    if not user_id:
         return None
     from django.contrib.auth import get_user_model
 
-    user = get_user_model().objects.filter(pk=user_id).first() if user_id else None
-    return enqueue_job(kind=APPLY_KIND, arguments={}, user=user)
+    return get_user_model().objects.filter(pk=user_id).first()
+
+
+def store_and_apply(
+    *, candidate: AddressCandidate, origin: str, user_id: int | None = None
+) -> Stored:
+    """Store checked addresses and have them applied to the system.
+
+    - A node without addresses yet cannot be cut off by getting some: they
+      are stored and the mesh apply job (``meshnet.apply_mesh``) is queued.
+    - A node that has addresses changes them through apply with rollback
+      (:func:`meshnet.change_services.propose_change`, kind ``addresses``):
+      the operator confirms from the new address, or the old addresses come
+      back at the deadline.
+    - The same addresses again change nothing; only the check time is kept.
+
+    Raises :class:`~meshnet.changes.ChangeError` (message for the operator)
+    when the change flow refuses, e.g. another change is still open; then
+    nothing is stored.
+    """
+    from .change_services import propose_change
+
+    current = current_addresses()
+    user = _user(user_id)
+    if current is not None and (
+        current.mesh_address == candidate.mesh_address
+        and current.client_subnet == candidate.client_subnet
+    ):
+        store_addresses(candidate=candidate, origin=origin, addresses=False)
+        return Stored(unchanged=True)
+    if current is None:
+        store_addresses(candidate=candidate, origin=origin)
+        registry.load()
+        if not registry.is_registered(APPLY_KIND):
+            logger.warning("no %s job registered; addresses stored only", APPLY_KIND)
+            return Stored()
+        return Stored(apply_job=enqueue_job(kind=APPLY_KIND, user=user))
+    with transaction.atomic():
+        change = propose_change(
+            kind="addresses",
+            proposed={
+                "mesh_address": str(candidate.mesh_address),
+                "client_subnet": str(candidate.client_subnet),
+            },
+            user=user,
+        )
+        store_addresses(candidate=candidate, origin=origin, addresses=False)
+    return Stored(change=change)
 
 
 def choose_and_store_addresses(
@@ -142,15 +186,16 @@ def choose_and_store_addresses(
     babel_socket: Path | None,
     node_name: str,
     candidates: CandidateSource | None = None,
+    user_id: int | None = None,
     max_attempts: int = addressing.DEFAULT_ATTEMPTS,
     probe_count: int = addressing.DEFAULT_PROBE_COUNT,
     probe_wait: int = addressing.DEFAULT_PROBE_WAIT,
-) -> AddressChoice:
-    """Pick addresses on ``host`` and store the first free candidate.
+) -> tuple[AddressChoice, Stored | None]:
+    """Pick addresses on ``host``; store and apply the first free candidate.
 
     ``candidates`` defaults to the node's seeded candidates (same seed, same
     first candidate); tests pass their own. Nothing is stored when every
-    candidate is taken.
+    candidate is taken (then the second value is None).
     """
     if candidates is None:
         seed = addressing.read_node_seed(host, fallback=node_name)
@@ -165,9 +210,12 @@ def choose_and_store_addresses(
         probe_count=probe_count,
         probe_wait=probe_wait,
     )
-    if choice.chosen is not None:
-        store_addresses(candidate=choice.chosen, origin=AddressOrigin.AUTOMATIC)
-    return choice
+    if choice.chosen is None:
+        return choice, None
+    stored = store_and_apply(
+        candidate=choice.chosen, origin=AddressOrigin.AUTOMATIC, user_id=user_id
+    )
+    return choice, stored
 
 
 def check_and_store_addresses(
@@ -176,9 +224,10 @@ def check_and_store_addresses(
     babel_socket: Path | None,
     mesh_address: str,
     client_subnet: str,
+    user_id: int | None = None,
     probe_count: int = addressing.DEFAULT_PROBE_COUNT,
     probe_wait: int = addressing.DEFAULT_PROBE_WAIT,
-) -> AddressChoice:
+) -> tuple[AddressChoice, Stored | None]:
     """Check the operator's addresses on ``host``; store them only if free.
 
     The input is validated again here: the job's arguments are not trusted
@@ -195,6 +244,9 @@ def check_and_store_addresses(
         probe_count=probe_count,
         probe_wait=probe_wait,
     )
-    if choice.chosen is not None:
-        store_addresses(candidate=choice.chosen, origin=AddressOrigin.MANUAL)
-    return choice
+    if choice.chosen is None:
+        return choice, None
+    stored = store_and_apply(
+        candidate=choice.chosen, origin=AddressOrigin.MANUAL, user_id=user_id
+    )
+    return choice, stored

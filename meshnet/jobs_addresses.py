@@ -27,6 +27,7 @@ from portal.jobqueue.registry import registered_job
 
 from . import address_services
 from .addressing import AddressCheckError, AddressChoice, AddressInputError
+from .changes import ChangeError
 from .state import MeshState
 
 
@@ -45,20 +46,41 @@ def _report(choice: AddressChoice) -> dict[str, Any]:
     return summary
 
 
-def _hand_over(previous: MeshState, user_id: int | None) -> None:
-    job = address_services.hand_over_for_apply(previous=previous, user_id=user_id)
-    if job is None:
+def _explain_stored(stored: address_services.Stored | None) -> None:
+    """Tell in the log how the addresses go on to be applied."""
+    if stored is None:
+        return
+    if stored.unchanged:
+        note(_("These are the addresses the node already has; nothing changes."))
+    elif stored.change is not None:
+        note(
+            _(
+                "The addresses are stored as a change that must be confirmed: "
+                "open %(url)s within the deadline, or the old addresses come back."
+            )
+            % {"url": stored.change.get_absolute_url()}
+        )
+    elif stored.apply_job is not None:
+        note(
+            _("The addresses are stored; applying them (job %(job)s).")
+            % {"job": stored.apply_job.pk}
+        )
+    else:
         note(
             _(
                 "The addresses are stored; they take effect the next time the "
                 "mesh settings are applied."
             )
         )
-    else:
-        note(
-            _("The addresses are stored; applying them (job %(job)s).")
-            % {"job": job.pk}
-        )
+
+
+def _summary(
+    choice: AddressChoice, stored: address_services.Stored | None
+) -> dict[str, Any]:
+    summary = _report(choice)
+    if stored is not None and stored.change is not None:
+        summary["change"] = stored.change.pk
+    return summary
 
 
 @registered_job(
@@ -67,19 +89,21 @@ def _hand_over(previous: MeshState, user_id: int | None) -> None:
 )
 def choose_addresses(*, user_id: int | None = None) -> dict[str, Any]:
     """Pick free addresses for this node and store them."""
-    previous = MeshState.from_db()
     try:
-        choice = address_services.choose_and_store_addresses(
+        choice, stored = address_services.choose_and_store_addresses(
             host=current_host(),
             babel_socket=_babel_socket(),
-            node_name=previous.node_name,
+            node_name=MeshState.from_db().node_name,
+            user_id=user_id,
         )
     except AddressCheckError as error:
         raise JobFailed(str(error)) from None
-    summary = _report(choice)
+    except ChangeError as error:
+        raise JobFailed(str(error.message)) from None
+    summary = _summary(choice, stored)
     if choice.chosen is None:
         raise JobFailed(choice.explain()[-1])
-    _hand_over(previous, user_id)
+    _explain_stored(stored)
     return summary
 
 
@@ -91,24 +115,26 @@ def check_addresses(
     *, mesh_address: str, client_subnet: str, user_id: int | None = None
 ) -> dict[str, Any]:
     """Check the operator's addresses; store them only when nothing clashes."""
-    previous = MeshState.from_db()
     try:
-        choice = address_services.check_and_store_addresses(
+        choice, stored = address_services.check_and_store_addresses(
             host=current_host(),
             babel_socket=_babel_socket(),
             mesh_address=mesh_address,
             client_subnet=client_subnet,
+            user_id=user_id,
         )
     except AddressInputError as error:
         raise JobFailed(error.message) from None
     except AddressCheckError as error:
         raise JobFailed(str(error)) from None
-    summary = _report(choice)
+    except ChangeError as error:
+        raise JobFailed(str(error.message)) from None
+    summary = _summary(choice, stored)
     if choice.chosen is None:
         clashes = choice.checks[-1].clashes
         raise JobFailed(
             _("These addresses are taken; nothing was changed. %(reasons)s")
             % {"reasons": " ".join(clash.explain() for clash in clashes)}
         )
-    _hand_over(previous, user_id)
+    _explain_stored(stored)
     return summary

@@ -13,7 +13,7 @@ from django.urls import reverse
 
 from meshnet import address_services, jobs_addresses
 from meshnet.addressing import AddressInputError, candidate_for
-from meshnet.models import AddressOrigin, MeshSettings
+from meshnet.models import AddressOrigin, MeshSettings, PendingChange
 from meshnet.tests.test_addressing import (  # noqa: F401 - fixture
     HEADER,
     SEED,
@@ -173,6 +173,47 @@ def test_check_job_validates_its_arguments_again(node):
     )
     assert job.status == JobStatus.FAILED and "10.1.1.1;reboot" in job.error
     assert MeshSettings.load().mesh_address is None
+
+
+def test_first_addresses_are_applied_by_the_mesh_apply_job(node):
+    node()
+    job = run(address_services.choose_addresses(user=None))
+    assert job.status == JobStatus.COMPLETED, job.error
+    apply = Job.objects.get(kind=address_services.APPLY_KIND)
+    notes = " ".join(e["text"] for e in job.log if e["type"] == "note")
+    assert str(apply.pk) in notes
+    assert not PendingChange.objects.exists()
+
+
+def test_new_addresses_of_a_running_node_go_through_apply_with_rollback(node):
+    store("10.42.7.99", "10.42.8.0/24", AddressOrigin.MANUAL)
+    node()
+    job = run(address_services.choose_addresses(user=None))
+    assert job.status == JobStatus.COMPLETED, job.error
+    change = PendingChange.objects.get()
+    assert change.kind == "addresses"
+    assert change.previous["mesh_address"] == "10.42.7.99"
+    first = candidate_for(SEED, 0)
+    assert change.proposed["client_subnet"] == str(first.client_subnet)
+    row = MeshSettings.load()
+    assert row.mesh_address == str(first.mesh_address)
+    assert row.address_origin == AddressOrigin.AUTOMATIC
+    notes = " ".join(e["text"] for e in job.log if e["type"] == "note")
+    assert change.get_absolute_url() in notes
+    assert job.result["change"] == change.pk
+
+
+def test_an_open_change_refuses_new_addresses_and_nothing_is_stored(node):
+    store("10.42.7.99", "10.42.8.0/24", AddressOrigin.MANUAL)
+    PendingChange.objects.create(
+        kind="interfaces", deadline=PendingChange.deadline_after(90)
+    )
+    node()
+    job = run(address_services.choose_addresses(user=None))
+    assert job.status == JobStatus.FAILED
+    assert "still waiting for confirmation" in job.error
+    row = MeshSettings.load()
+    assert (row.mesh_address, row.address_origin) == ("10.42.7.99", "manual")
 
 
 @pytest.mark.parametrize(
