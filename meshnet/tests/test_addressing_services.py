@@ -319,3 +319,11 @@ def test_manual_form_refuses_bad_input_with_a_message_and_queues_nothing(
     assert not Job.objects.exists()
     row = MeshSettings.load()
     assert (row.mesh_address, row.client_subnet) == ("10.1.2.3", "10.1.3.0/24")
+
+
+def test_page_points_to_an_address_change_waiting_for_confirmation(client):
+    change = PendingChange.objects.create(
+        kind="addresses", deadline=PendingChange.deadline_after(90)
+    )
+    page = client.get(reverse("meshnet:addresses")).content.decode()
+    assert "must be confirmed" in page and change.get_absolute_url() in page

@@ -24,6 +24,7 @@ from portal.models import Job
 
 from .. import address_services
 from ..addressing import AddressInputError
+from ..change_services import open_change
 from ..forms_addresses import ManualAddressesForm
 from ..models import MeshSettings
 
@@ -40,8 +41,12 @@ def _page_context(form: ManualAddressesForm) -> dict[str, Any]:
         .first()
     )
     current = address_services.current_addresses()
+    change = open_change()
     return {
-        "settings": row,
+        "mesh_settings": row,
+        "open_change": change
+        if change is not None and change.kind == "addresses"
+        else None,
         "current": current,
         "client_gateway": current.client_gateway if current else None,
         "last_job": last_job,
