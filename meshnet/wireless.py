@@ -784,6 +784,7 @@ def apply_interfaces(
     *,
     country: str = "",
     sys_module: Path = batctl.SYS_MODULE,
+    with_batman: bool = True,
 ) -> ApplyReport:
     """Give every interface of ``state`` its link-layer role on ``host``.
 
@@ -796,9 +797,10 @@ def apply_interfaces(
     report = ApplyReport()
     record = read_record(host)
     wanted = {i.name: i for i in state.interfaces if i.enabled}
+    # with_batman=False: the caller (meshnet.apply) handles batman-adv itself.
     batman_wanted = (
         [i.name for i in state.mesh_interfaces]
-        if state.protocol == "batman-adv"
+        if with_batman and state.protocol == "batman-adv"
         else []
     )
     if batman_wanted:

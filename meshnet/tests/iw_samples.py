@@ -1,3 +1,4 @@
+# ruff: noqa: E501 - recorded program output keeps its long lines
 """Realistic ``iw`` output, written from iw's documented output format.
 
 - ``IW_PHY_ATH9K``: a dual-band Atheros AR9380 (ath9k) as iw 5.19 prints it

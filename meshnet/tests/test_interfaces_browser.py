@@ -13,14 +13,12 @@ import pytest
 from meshnet.models import MeshInterface, PendingChange
 from meshnet.tests.test_interfaces import build_snapshot
 from portal.models import NodeStatus
-from portal.tests.test_pages_browser import (  # noqa: F401, F811 - fixtures
-    DESKTOP,
-    PHONE,
-    Session,
-    _log_in,
-    browser,
-    https_side,
-)
+from portal.tests import test_pages_browser as pages
+from portal.tests.test_pages_browser import DESKTOP, PHONE, Session, _log_in
+
+# The page tests' fixtures, shared: Chromium once per module, HTTPS side.
+browser = pages.browser
+https_side = pages.https_side
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -46,7 +44,7 @@ def test_interface_pages_fit_and_the_form_works_without_javascript(
     live_server,
     https_side,
     tmp_path,
-    viewport,  # noqa: F811
+    viewport,
 ):
     _set_up(tmp_path)
     admin = Session(browser, viewport=viewport, admin=True, javascript=False)
