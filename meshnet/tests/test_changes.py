@@ -616,3 +616,28 @@ def test_the_time_to_confirm_is_adjusted_on_the_changes_page(node):
 def test_the_changes_page_needs_a_login(node):
     answer = Client().get(reverse("meshnet:change_list"), secure=True)
     assert answer.status_code == 302 and "/login" in answer["Location"]
+
+
+def test_the_expiry_job_runs_on_every_tick_of_the_worker():
+    from portal.jobqueue import registry
+    from portal.jobqueue.rq import TICK
+
+    registry.load()
+    entry = registry.get(services.EXPIRE_KIND)
+    assert entry is not None and entry.routine
+    assert entry.every is not None and entry.every < TICK
+
+
+@pytest.mark.parametrize("language", ["ar", "fr", "es"])
+def test_the_change_pages_render_in_every_language(node, applied, language):
+    change = waiting_change(applied)
+    client = logged_in_client()
+    client.cookies["django_language"] = language
+    for url in (
+        change.get_absolute_url(),
+        reverse("meshnet:change_confirm", args=[change.pk, change.token]),
+        reverse("meshnet:change_list"),
+    ):
+        page = client.get(url)
+        assert page.status_code == 200
+        assert f'lang="{language}"' in page.content.decode()
