@@ -383,8 +383,9 @@ def confirm_change(*, token: Any, change_id: Any, address: str = "") -> PendingC
     nothing) for a wrong token, too many wrong tokens, a change not yet
     live, already confirmed, or past its deadline.
     """
+    # Outside the transaction: a wrong token's attempt must stay counted.
+    change = find_change(change_id=change_id, token=token, address=address)
     with transaction.atomic():
-        change = find_change(change_id=change_id, token=token, address=address)
         now = timezone.now()
         confirmed = PendingChange.objects.filter(
             pk=change.pk, state=ChangeState.WAITING, deadline__gt=now
@@ -405,8 +406,8 @@ def roll_back_now(*, change_id: Any, token: Any, address: str = "") -> PendingCh
     The deadline is moved to now; the expiry job (queued here too) restores
     the previous state within seconds.
     """
+    change = find_change(change_id=change_id, token=token, address=address)
     with transaction.atomic():
-        change = find_change(change_id=change_id, token=token, address=address)
         now = timezone.now()
         moved = PendingChange.objects.filter(
             pk=change.pk, state__in=OPEN_STATES, deadline__gt=now

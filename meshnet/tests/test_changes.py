@@ -479,13 +479,24 @@ def test_a_wrong_token_is_refused_and_counted(node, applied, token):
     assert b"not valid" in answer.content or b"incomplete" in answer.content
     change.refresh_from_db()
     assert change.state == ChangeState.WAITING
+    # A token the form accepts is checked and the miss counted (an empty or
+    # over-long one never gets that far).
+    assert ConfirmAttempt.objects.count() == (1 if 0 < len(token) <= 64 else 0)
 
 
 def test_wrong_tokens_are_throttled_per_address(node, applied):
     change = waiting_change(applied)
     guesser = HttpsClient(REMOTE_ADDR="10.9.9.66")
-    for _ in range(services.CONFIRM_ATTEMPT_LIMIT):
-        page = guesser.get(reverse("meshnet:change_confirm", args=[change.pk, "guess"]))
+    for attempt in range(services.CONFIRM_ATTEMPT_LIMIT):
+        if attempt % 2:
+            page = guesser.get(
+                reverse("meshnet:change_confirm", args=[change.pk, "guess"])
+            )
+        else:
+            page = guesser.post(
+                reverse("meshnet:change_confirm_post", args=[change.pk]),
+                {"token": f"guess{attempt}"},
+            )
         assert page.status_code == 404
     blocked = guesser.post(
         reverse("meshnet:change_confirm_post", args=[change.pk]),
