@@ -22,7 +22,7 @@ class QueueState:
     redis_ok: bool
     worker_count: int
     queued: int
-    message: str
+    message: Any
 
     @property
     def can_apply(self) -> bool:
@@ -40,7 +40,8 @@ def queue_state() -> QueueState:
             redis_ok=bool(health.redis_ok),
             worker_count=int(health.worker_count or 0),
             queued=int(health.queued or 0),
-            message=str(health.message or ""),
+            # Kept lazy: translated when the page renders, in its language.
+            message=health.message,
         )
     except Exception as error:  # noqa: BLE001 - any failure means "down"
         return QueueState(

@@ -16,7 +16,7 @@ from django.utils.translation import gettext_lazy as _
 
 # One DNS label: 1-63 ASCII letters, digits or hyphens, no hyphen at either
 # end (RFC 1123). The name is used in mesh DNS and the TLS certificate.
-_LABEL = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
+_LABEL = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\Z")
 
 
 def validate_node_name(value: str) -> str:

@@ -25,6 +25,7 @@ from django.http import (
     HttpResponseRedirect,
 )
 from django.urls import reverse
+from django.utils.translation import gettext as _
 
 # Paths served on the plain-HTTP side. "/" is matched exactly (the public
 # home); the others are prefixes. Apps add their own through the
@@ -111,7 +112,7 @@ class PublicSideMiddleware:
         target = https_url(request)
         if target is None:
             return HttpResponseBadRequest(
-                "Bad Host header.", content_type="text/plain; charset=utf-8"
+                _("Bad Host header."), content_type="text/plain; charset=utf-8"
             )
         return HttpResponseRedirect(target)
 

@@ -26,7 +26,7 @@ OUTPUT_CAP = 64 * 1024
 # clients) raise the cap for that command; never beyond this.
 MAX_OUTPUT_CAP = 16 * 1024 * 1024
 
-_ENV_NAME = re.compile(r"^[A-Z][A-Z0-9_]{0,63}$")
+_ENV_NAME = re.compile(r"^[A-Z][A-Z0-9_]{0,63}\Z")
 _ENV_REFUSED = re.compile(
     r"^(LD_.*|.*PATH|IFS|ENV|BASH_ENV|BASH_FUNC_.*|SHELLOPTS|PS4|PYTHON.*|PERL5.*"
     r"|RUBY.*|NODE_OPTIONS|GCONV_.*|HOSTALIASES|RESOLV_.*|LOCALDOMAIN|TMPDIR|HOME)$"

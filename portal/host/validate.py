@@ -29,14 +29,14 @@ from .errors import InvalidValue
 # Linux interface names: at most 15 bytes, no '/', no whitespace, not '.'
 # or '..'. We are stricter (ASCII letters, digits, '-', '_', '.') so the name
 # is also safe in every config format we write.
-_IFNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,14}$")
-_NAMESPACE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$")
-_MAC = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
+_IFNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,14}\Z")
+_NAMESPACE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}\Z")
+_MAC = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}\Z")
 
 
 def interface_name(value: str) -> str:
     """A network interface name such as ``wlan0`` or ``mesh-1``."""
-    if not isinstance(value, str) or not _IFNAME.match(value):
+    if not isinstance(value, str) or not _IFNAME.fullmatch(value):
         raise InvalidValue(
             _(
                 "%(value)s is not a valid interface name "
@@ -49,7 +49,7 @@ def interface_name(value: str) -> str:
 
 def namespace_name(value: str) -> str:
     """A network namespace name (also a file name under /run/netns)."""
-    if not isinstance(value, str) or not _NAMESPACE.match(value):
+    if not isinstance(value, str) or not _NAMESPACE.fullmatch(value):
         raise InvalidValue(
             _("%(value)s is not a valid namespace name.") % {"value": _shown(value)}
         )
@@ -59,7 +59,7 @@ def namespace_name(value: str) -> str:
 def mac_address(value: str) -> str:
     """A MAC address, returned lower-case with colons."""
     candidate = value.lower().replace("-", ":") if isinstance(value, str) else ""
-    if not _MAC.match(candidate):
+    if not _MAC.fullmatch(candidate):
         raise InvalidValue(
             _("%(value)s is not a MAC address (six pairs of hex digits).")
             % {"value": _shown(value)}
@@ -161,12 +161,12 @@ def whole_number(value: int, *, minimum: int, maximum: int) -> int:
 
 # nft identifiers (tables, chains, sets): stricter than nft's own grammar so
 # the name is also a plain word in every file we render.
-_NFT_IDENTIFIER = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,31}$")
+_NFT_IDENTIFIER = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,31}\Z")
 
 
 def nft_identifier(value: str) -> str:
     """The name of an nftables table, chain or set, e.g. ``byz_captive``."""
-    if not isinstance(value, str) or not _NFT_IDENTIFIER.match(value):
+    if not isinstance(value, str) or not _NFT_IDENTIFIER.fullmatch(value):
         raise InvalidValue(
             _(
                 "%(value)s is not a valid firewall name (a letter, then up to "
@@ -179,14 +179,14 @@ def nft_identifier(value: str) -> str:
 
 # Paths handed to a program as an argument (``nft -f PATH``). Only the
 # characters our own folders use; a path with spaces or quotes is refused.
-_ARG_PATH = re.compile(r"^/[A-Za-z0-9._+@/-]{0,1023}$")
+_ARG_PATH = re.compile(r"^/[A-Za-z0-9._+@/-]{0,1023}\Z")
 
 
 def absolute_path(value: str) -> str:
     """An absolute, normalised file path that is safe as a single argument."""
     if (
         not isinstance(value, str)
-        or not _ARG_PATH.match(value)
+        or not _ARG_PATH.fullmatch(value)
         or "//" in value
         or any(part in (".", "..") for part in value.split("/"))
     ):

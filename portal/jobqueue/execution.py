@@ -41,10 +41,23 @@ def run_job(*, job_id: str, kind: str) -> None:
     """Run the job whose row has id ``job_id``; refuse anything else."""
     close_old_connections()
     try:
-        with translation.override(settings.LANGUAGE_CODE):
+        with translation.override(_operator_language()):
             _run(job_id, kind)
     finally:
         close_old_connections()
+
+
+def _operator_language() -> str:
+    """The language the operator chose in setup: job messages are stored as
+    text, so they are written in the language the operator reads."""
+    from portal.models import NodeSettings
+
+    try:
+        language = NodeSettings.peek().language
+    except Exception:  # noqa: BLE001 - a job must not fail over its language
+        language = ""
+    known = {code for code, _name in settings.LANGUAGES}
+    return language if language in known else settings.LANGUAGE_CODE
 
 
 def _run(job_id: str, kind: str) -> None:

@@ -12,7 +12,9 @@ import threading
 import time
 from dataclasses import dataclass
 
+from django.utils.functional import Promise, lazy
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 from redis.exceptions import RedisError
 from rq.queue import Queue
 from rq.worker_registration import get_keys
@@ -30,7 +32,9 @@ class QueueHealth:
     redis_ok: bool
     worker_count: int
     queued: int
-    message: str
+    # A lazy string: the answer is cached and shared by every request, so it
+    # is translated when a page shows it, in that page's language.
+    message: str | Promise
 
     @property
     def can_apply(self) -> bool:
@@ -76,12 +80,10 @@ def _measure() -> QueueHealth:
             redis_ok=False,
             worker_count=0,
             queued=0,
-            message=str(
-                _(
-                    "Changes cannot be applied right now: the job queue (Redis) "
-                    "is not reachable. They are saved and will be applied when "
-                    "it is back."
-                )
+            message=_(
+                "Changes cannot be applied right now: the job queue (Redis) "
+                "is not reachable. They are saved and will be applied when "
+                "it is back."
             ),
         )
     if worker_count == 0:
@@ -90,14 +92,23 @@ def _measure() -> QueueHealth:
             "running. They are saved and will be applied when it is back."
         )
     elif queued:
-        message = _("The job worker is running; %(count)d job(s) waiting.") % {
-            "count": queued
-        }
+        message = _waiting_message(queued)
     else:
         message = _("The job worker is running.")
     return QueueHealth(
-        redis_ok=True, worker_count=worker_count, queued=queued, message=str(message)
+        redis_ok=True, worker_count=worker_count, queued=queued, message=message
     )
+
+
+def _waiting_text(count: int) -> str:
+    return ngettext(
+        "The job worker is running; %(count)d job waiting.",
+        "The job worker is running; %(count)d jobs waiting.",
+        count,
+    ) % {"count": count}
+
+
+_waiting_message = lazy(_waiting_text, str)
 
 
 def _live_workers(queue: Queue) -> int:

@@ -34,7 +34,7 @@ from typing import Any, TypeVar
 from django.conf import settings
 from django.utils.module_loading import autodiscover_modules
 
-KIND_PATTERN = re.compile(r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*$")
+KIND_PATTERN = re.compile(r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*\Z")
 TEST_JOBS_ENV = "BYZANTIUM_TEST_JOBS"
 TEST_JOBS_MODULE = "portal.jobqueue.testing_jobs"
 

@@ -190,7 +190,7 @@ class Lab:
             )
         self.base_dir = Path(self.base_dir).absolute()
         validate.absolute_path(str(self.base_dir))
-        self._member_re = re.compile(rf"^{re.escape(self.prefix)}-([nc][0-9]+)$")
+        self._member_re = re.compile(rf"^{re.escape(self.prefix)}-([nc][0-9]+)\Z")
 
     # -- names --------------------------------------------------------------
 

@@ -38,7 +38,7 @@ from portal.host.runner import NETNS_RUN_DIR, is_root
 from .lab import MARKER, Lab, list_namespaces, pid_alive
 from .spec import LabSpec
 
-TEST_PREFIX = re.compile(r"^lt[a-z0-9]{3}$")
+TEST_PREFIX = re.compile(r"^lt[a-z0-9]{3}\Z")
 _ALPHABET = string.ascii_lowercase + string.digits
 # A test lab younger than this is never judged stale: a parallel run may be
 # in the middle of building it.

@@ -409,3 +409,22 @@ def test_real_sysctl_reads_and_sets_namespace_forwarding(linked_namespaces):
     assert sysctl.parse_value(runner.run(sysctl.read(key)).stdout) == 1
     runner.run(sysctl.write(key, 0))
     assert sysctl.parse_value(runner.run(sysctl.read(key)).stdout) == 0
+
+
+@pytest.mark.parametrize(
+    "validator, good",
+    [
+        (validate.interface_name, "wlan0"),
+        (validate.namespace_name, "byz-n1"),
+        (validate.mac_address, "02:ca:ff:ee:ba:be"),
+        (validate.nft_identifier, "byz_captive"),
+        (validate.absolute_path, "/etc/byzantium/babeld.conf"),
+    ],
+)
+@pytest.mark.parametrize("tail", ["\n", "\r\n", "\n;reboot"])
+def test_validators_refuse_a_trailing_line_break(validator, good, tail):
+    # Python's `$` also matches before a final newline; a value with one must
+    # still be refused, or it would end a line early in a config file.
+    assert validator(good)
+    with pytest.raises(InvalidValue):
+        validator(good + tail)

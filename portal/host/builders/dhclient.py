@@ -29,7 +29,7 @@ retry 10;
 """
 )
 
-_HOST_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+_HOST_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}\Z")
 
 
 @dataclass(frozen=True)

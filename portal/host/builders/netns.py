@@ -15,7 +15,7 @@ from portal.host.commands import Command
 from portal.host.errors import InvalidValue
 
 # sysctl keys we may set inside a namespace: dotted words, nothing else.
-_SYSCTL_KEY = re.compile(r"^net\.[a-z0-9_]+(\.[A-Za-z0-9_-]+){1,4}$")
+_SYSCTL_KEY = re.compile(r"^net\.[a-z0-9_]+(\.[A-Za-z0-9_-]+){1,4}\Z")
 
 
 def add(name: str) -> Command:
