@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import http.client
+import json
 import os
 import queue
 import re
@@ -342,10 +343,89 @@ def test_job_runs_through_the_real_worker(node: RunningNode) -> None:
     assert "STATUS completed" in result.stdout, result.stdout + result.stderr
 
 
+def _in_lab(node: RunningNode, member: str, *argv: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        ["ip", "netns", "exec", f"{node.prefix}-{member}", *argv],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+
+
+def _client_gateway(node: RunningNode) -> str:
+    """The address of n1 that lab client c1 routes through (its DHCP router)."""
+    routes = json.loads(
+        _in_lab(node, "c1", "ip", "-j", "route", "show", "default").stdout
+    )
+    return routes[0]["gateway"]
+
+
+def test_portal_answers_inside_the_lab_node_on_ports_80_and_443(
+    node: RunningNode,
+) -> None:
+    from meshnet.node_document import parse_document
+
+    gateway = _client_gateway(node)
+    reply = _in_lab(
+        node, "c1", "curl", "-s", "--max-time", "10", f"http://{gateway}/api/v1/node"
+    )
+    assert reply.returncode == 0, reply.stderr
+    document = parse_document(reply.stdout.encode())
+    assert document.version
+    # The operator's side: plain HTTP sends admin paths to HTTPS, and port
+    # 443 inside the node serves the node's own certificate.
+    redirect = _in_lab(
+        node,
+        "c1",
+        "curl",
+        "-s",
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+        f"http://{gateway}/setup/",
+    )
+    assert redirect.stdout in ("301", "302", "307", "308")
+    secure = _in_lab(
+        node,
+        "c1",
+        "curl",
+        "-s",
+        "-k",
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+        f"https://{gateway}/setup/",
+    )
+    assert secure.stdout == "200"
+
+
+def test_other_mesh_nodes_reach_the_portal_over_the_mesh(node: RunningNode) -> None:
+    from portal.lab.spec import mesh_address
+
+    reply = _in_lab(
+        node,
+        "n2",
+        "curl",
+        "-s",
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+        "--max-time",
+        "10",
+        f"http://{mesh_address('n1')}/api/v1/node",
+    )
+    assert reply.stdout == "200", reply.stderr
+
+
 def test_sigint_stops_every_process_and_the_lab(node: RunningNode) -> None:
     supervisor = psutil.Process(node.process.pid)
     children = supervisor.children(recursive=True)
     assert {"redis-server", "nginx"} <= {child.name() for child in children}
+    lab_nginx = int((node.state_dir / "run" / "nginx-lab" / "nginx.pid").read_text())
+    assert lab_nginx in {child.pid for child in children}
     run_dir = node.state_dir / "run"
     sockets = [run_dir / "redis" / "redis.sock", run_dir / "web" / "gunicorn.sock"]
     assert all(path.exists() for path in sockets)

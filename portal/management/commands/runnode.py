@@ -10,7 +10,14 @@ really answers before starting the next:
 3. the RQ worker with its scheduler, as root: the only process that changes
    the system;
 4. gunicorn (``portal.wsgi``) on a Unix socket, as the unprivileged web user;
-5. nginx on the HTTP and HTTPS ports, from ``deploy/nginx.conf.tmpl``.
+5. nginx on the HTTP and HTTPS ports, from ``deploy/nginx.conf.tmpl``;
+6. in ``lab`` host mode, a second nginx *inside* the lab node the portal
+   manages (``ip netns exec <prefix>-n1``), listening on ports 80 and 443
+   (and the configured ports) on every address of that node, proxying to
+   the same gunicorn Unix socket (a Unix socket works across network
+   namespaces) with the same headers. So the lab's other nodes and its
+   clients reach the real portal and its ``/api/v1/node`` as they would on
+   a real node; the first nginx stays on loopback for the developer.
 
 Then it prints the addresses, the certificate's fingerprint and how to log in
 the first time. SIGINT (Ctrl-C) or SIGTERM stops everything in reverse
@@ -76,6 +83,9 @@ WEB_READY_SECONDS = 60.0
 NGINX_READY_SECONDS = 15.0
 LAB_UP_SECONDS = 600.0
 LAB_DOWN_SECONDS = 180.0
+# Ports the nginx inside the lab node listens on, besides the configured ones.
+LAB_NODE_HTTP_PORT = 80
+LAB_NODE_HTTPS_PORT = 443
 
 PR_SET_PDEATHSIG = 1
 
@@ -196,6 +206,23 @@ class Layout:
     def nginx_tmp(self) -> Path:
         return self.nginx_dir / "tmp"
 
+    @property
+    def lab_nginx_dir(self) -> Path:
+        """The nginx inside the managed lab node (lab host mode only)."""
+        return self.run_dir / "nginx-lab"
+
+    @property
+    def lab_nginx_conf(self) -> Path:
+        return self.lab_nginx_dir / "nginx.conf"
+
+    @property
+    def lab_nginx_pid(self) -> Path:
+        return self.lab_nginx_dir / "nginx.pid"
+
+    @property
+    def lab_nginx_tmp(self) -> Path:
+        return self.lab_nginx_dir / "tmp"
+
     def pid_files(self) -> dict[str, Path]:
         """Pid files of the daemons, by the program name each one must have."""
         return {
@@ -203,6 +230,8 @@ class Layout:
             "rqworker": self.worker_pid,
             "gunicorn": self.web_pid,
             "nginx": self.nginx_pid,
+            # Its command line names its prefix folder, .../nginx-lab/.
+            "nginx-lab": self.lab_nginx_pid,
         }
 
     def sockets(self) -> list[Path]:
@@ -295,17 +324,37 @@ def render_redis_conf(layout: Layout) -> str:
     )
 
 
-def render_nginx_conf(layout: Layout, config: PortalConfig, accounts: Accounts) -> str:
+def render_nginx_conf(
+    layout: Layout, config: PortalConfig, accounts: Accounts, *, lab_node: bool = False
+) -> str:
+    """nginx.conf of the operator's nginx, or (``lab_node``) of the one that
+    runs inside the managed lab node: every address of that namespace (its
+    own, so nothing of this machine is exposed), ports 80/443 as on a real
+    node plus the configured ones (the HTTPS redirect names those)."""
+    if lab_node:
+        nginx_dir = layout.lab_nginx_dir
+        addresses = ["0.0.0.0", "[::]"]  # noqa: S104 - inside the lab namespace
+        http_ports = sorted({LAB_NODE_HTTP_PORT, config.http_port})
+        https_ports = sorted({LAB_NODE_HTTPS_PORT, config.https_port})
+        access_log = "nginx-lab-access.log"
+    else:
+        nginx_dir = layout.nginx_dir
+        addresses = listen_addresses(config)
+        http_ports = [config.http_port]
+        https_ports = [config.https_port]
+        access_log = "nginx-access.log"
     return render_template(
         "nginx.conf.tmpl",
         {
             "run_dir": layout.run_dir,
+            "nginx_dir": nginx_dir,
+            "access_log": access_log,
             "log_dir": layout.log_dir,
             "worker_user": accounts.nginx_workers.name,
             "worker_group": accounts.nginx_workers.group,
-            "listen_addresses": listen_addresses(config),
-            "http_port": config.http_port,
-            "https_port": config.https_port,
+            "listen_addresses": addresses,
+            "http_ports": http_ports,
+            "https_ports": https_ports,
             "web_socket": layout.web_socket,
             "static_root": layout.static_root,
             "tls_cert": layout.tls_cert,
@@ -403,6 +452,8 @@ def prepare_filesystem(layout: Layout, accounts: Accounts) -> None:
     _make_dir(layout.redis_data, redis, 0o700, accounts)
     _make_dir(layout.nginx_dir, root, 0o755, accounts)
     _make_dir(layout.nginx_tmp, nginx, 0o700, accounts)
+    _make_dir(layout.lab_nginx_dir, root, 0o755, accounts)
+    _make_dir(layout.lab_nginx_tmp, nginx, 0o700, accounts)
     _make_dir(layout.db_dir, web, 0o750, accounts)
     web_dir_owner = Account(web.name, nginx.group) if accounts.privileged else web
     _make_dir(layout.web_dir, web_dir_owner, 0o750, accounts)
@@ -772,6 +823,12 @@ class Supervisor:
         self.layout.nginx_conf.write_text(
             render_nginx_conf(self.layout, self.config, self.accounts)
         )
+        if self.with_lab:
+            self.layout.lab_nginx_conf.write_text(
+                render_nginx_conf(
+                    self.layout, self.config, self.accounts, lab_node=True
+                )
+            )
 
     def start_redis(self) -> None:
         argv = [_program(REDIS_SERVER), str(self.layout.redis_conf)]
@@ -980,6 +1037,72 @@ class Supervisor:
                 % {"path": self.layout.tls_cert}
             )
 
+    @property
+    def lab_node_namespace(self) -> str:
+        from portal.host.node import lab_namespace
+
+        return lab_namespace(self.config.lab_prefix, self.config.lab_node)
+
+    def _in_lab_node(self, *argv: str) -> list[str]:
+        return [_program("ip"), "netns", "exec", self.lab_node_namespace, *argv]
+
+    def _lab_node_answers(self, url: str) -> int | None:
+        """HTTP status of ``url`` asked from inside the lab node, or None."""
+        result = subprocess.run(  # noqa: S603
+            self._in_lab_node(
+                _program("curl"),
+                "-q",
+                "-s",
+                "-k",
+                "-o",
+                "/dev/null",
+                "--max-time",
+                "3",
+                "-w",
+                "%{http_code}",
+                url,
+            ),
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=10,
+        )
+        code = result.stdout.strip()
+        return int(code) if code.isdigit() and code != "000" else None
+
+    def start_lab_nginx(self) -> None:
+        """nginx inside the managed lab node, on that node's own addresses."""
+        nginx = _program(NGINX)
+        prefix = f"{self.layout.lab_nginx_dir}/"
+        conf = str(self.layout.lab_nginx_conf)
+        test = subprocess.run(  # noqa: S603
+            [nginx, "-t", "-q", "-p", prefix, "-e", "stderr", "-c", conf],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if test.returncode != 0:
+            raise StartupError(
+                _("nginx refuses its configuration %(path)s: %(error)s")
+                % {"path": conf, "error": test.stderr.strip()}
+            )
+        # `ip netns exec` execs nginx, so the child's pid is nginx's master.
+        self._spawn(
+            "nginx (lab node)",
+            self._in_lab_node(nginx, "-p", prefix, "-e", "stderr", "-c", conf),
+            Account(),
+            home=self.layout.lab_nginx_dir,
+            stop_signal=signal.SIGTERM,
+            stop_timeout=10,
+        )
+
+        def answering() -> bool:
+            plain = self._lab_node_answers(f"http://127.0.0.1:{LAB_NODE_HTTP_PORT}/")
+            secure = self._lab_node_answers(f"https://127.0.0.1:{LAB_NODE_HTTPS_PORT}/")
+            return plain is not None and secure is not None
+
+        self._wait_until(_("nginx in the lab node"), answering, NGINX_READY_SECONDS)
+
     def start(self) -> None:
         self.layout.run_dir.mkdir(parents=True, exist_ok=True)
         self.clean_stale()
@@ -995,6 +1118,8 @@ class Supervisor:
         self.start_worker()
         self.start_web()
         self.start_nginx()
+        if self.with_lab:
+            self.start_lab_nginx()
 
     # -- running and stopping ---------------------------------------------
 
@@ -1072,6 +1197,16 @@ class Supervisor:
             self.layout.supervisor_pid.unlink(missing_ok=True)
 
 
+def _lab_node_client_gateway(config: PortalConfig) -> str:
+    """The managed lab node's address on its clients' subnet (lab plan)."""
+    from portal.lab import spec as plan
+
+    try:
+        return str(plan.client_gateway(plan.parse_member(config.lab_node)))
+    except Exception:  # noqa: BLE001 - only a hint in the banner
+        return "10.213.1.1"
+
+
 def _banner(config: PortalConfig, layout: Layout) -> list[str]:
     host = socket.gethostname() if config.host_mode == "system" else "127.0.0.1"
     https_url = f"https://{host}:{config.https_port}/"
@@ -1097,6 +1232,14 @@ def _banner(config: PortalConfig, layout: Layout) -> list[str]:
                 "lab status, or python manage.py lab exec c1 -- ip address"
             )
             % {"node": config.lab_node}
+        )
+        lines.append(
+            _(
+                "  Inside the lab, node %(node)s serves the portal on ports 80 "
+                "and 443 of its own addresses. Try: python manage.py lab exec "
+                "c1 -- curl -s http://%(address)s/api/v1/node"
+            )
+            % {"node": config.lab_node, "address": _lab_node_client_gateway(config)}
         )
     if config.host_mode == "dry-run":
         lines.append(_("  Dry run: jobs record their commands and change nothing."))
