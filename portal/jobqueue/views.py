@@ -29,16 +29,11 @@ PAGE_SIZE = 25
 REFRESH_SECONDS = 2
 
 
-def _describe(job: Job) -> Job:
-    job.kind_title = registry.title_of(job.kind)  # type: ignore[attr-defined]
-    return job
-
-
 def _get_job_or_404(pk: Any) -> Job:
     job = selectors.get_job(pk)
     if job is None:
         raise Http404(_("There is no such job; it may have been deleted."))
-    return _describe(job)
+    return job
 
 
 @login_required
@@ -51,8 +46,6 @@ def job_list(request: HttpRequest) -> HttpResponse:
         selectors.job_list(include_routine=include_routine), PAGE_SIZE
     )
     page = paginator.get_page(request.GET.get("page"))
-    for job in page.object_list:
-        _describe(job)
     return render(
         request,
         "portal/jobs/list.html",

@@ -126,6 +126,13 @@ class Job(models.Model):
         return reverse("jobs:detail", kwargs={"pk": self.pk})
 
     @property
+    def kind_title(self) -> str:
+        """What the job does in the operator's words (its registered title)."""
+        from portal.jobqueue import registry
+
+        return str(registry.title_of(self.kind))
+
+    @property
     def is_finished(self) -> bool:
         """True once nothing more will happen to this job."""
         return self.status in JobStatus.finished()
