@@ -70,6 +70,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--no-web", action="store_true", help="skip web and memory")
     parser.add_argument("--no-lab", action="store_true", help="skip convergence")
     parser.add_argument(
+        "--captive",
+        action="store_true",
+        help="also the captive firewall: sets against per-client rules (~2 min)",
+    )
+    parser.add_argument(
         "--quick",
         action="store_true",
         help="a smoke run: 1 round of 2 s, 1 repetition, short settle",
@@ -330,6 +335,18 @@ def run_lab_section(args: argparse.Namespace, work: Path) -> list[dict[str, Any]
     return run_convergence(CONVERGENCE_LAB_PREFIX, work / "labconv", cases, say=say)
 
 
+def run_captive_section(args: argparse.Namespace, work: Path) -> dict[str, Any]:
+    from bench.captive_firewall import run_captive_firewall
+
+    quick = args.quick
+    return run_captive_firewall(
+        work / "captive",
+        rounds=1 if quick else 2,
+        seconds=1.0 if quick else 3.0,
+        say=say,
+    )
+
+
 # -- report --------------------------------------------------------------------
 
 
@@ -425,6 +442,10 @@ def render_report(results: dict[str, Any]) -> str:
         parts.append(
             table(["case", "ok", "babel med", "babel max", "up med", "up max"], rows)
         )
+    if results.get("captive_firewall"):
+        from bench.captive_firewall import render
+
+        parts.append(render(results["captive_firewall"]))
     for error in results.get("errors", []):
         parts.append(f"\nERROR in {error['section']}: {error['error']}")
     return "\n".join(parts)
@@ -487,9 +508,16 @@ def main(argv: list[str] | None = None) -> int:
         sections: list[tuple[str, bool, Callable[[], Any]]] = [
             ("node", not args.no_web, lambda: run_node_section(args, work, root=root)),
             ("lab", not args.no_lab and root, lambda: run_lab_section(args, work)),
+            (
+                "captive_firewall",
+                args.captive and root,
+                lambda: run_captive_section(args, work),
+            ),
         ]
         if not root and not args.no_lab:
             say("Not root: no lab, so no convergence timing (run as root).")
+        if not root and args.captive:
+            say("Not root: no captive firewall figures (run as root).")
         for name, wanted, section in sections:
             if not wanted:
                 continue
