@@ -45,7 +45,7 @@ from portal.host.errors import CommandFailed, HostError
 from portal.host.node import Host
 from portal.host.readers import InterfaceInfo, parse_ip_addr
 
-from . import babel_config, dnsmasq_config
+from . import babel_config, dnsmasq_config, wireless
 from .babel_config import BabelTuning
 from .dnsmasq_config import DhcpTuning
 from .state import MeshState
@@ -153,6 +153,13 @@ def apply_mesh(
     )
 
     try:
+        # The link layer first (radio mode, cell, access point); batman-adv
+        # is set up below, so the wireless part leaves it alone.
+        links = wireless.apply_interfaces(host, state, with_batman=False)
+        for name in links.released:
+            report.steps.append(_("released %(name)s") % {"name": name})
+        for name in links.configured:
+            report.steps.append(_("configured the link of %(name)s") % {"name": name})
         if state.protocol == "batman-adv" and state.mesh_interfaces:
             _apply_batman(host, state, report)
         interfaces = _read_interfaces(host)

@@ -772,10 +772,24 @@ def read_record(host: Any) -> dict[str, Any]:
         data = {}
     interfaces = data.get("interfaces") if isinstance(data, dict) else None
     batman_list = data.get("batman") if isinstance(data, dict) else None
+    fingerprints = data.get("fingerprints") if isinstance(data, dict) else None
     return {
         "interfaces": interfaces if isinstance(interfaces, dict) else {},
         "batman": batman_list if isinstance(batman_list, list) else [],
+        "fingerprints": fingerprints if isinstance(fingerprints, dict) else {},
     }
+
+
+def _fingerprint(iface: InterfaceState, country: str) -> str:
+    """A digest of everything that shapes an interface's link-layer setup.
+
+    An interface whose digest did not change since the last apply is left
+    alone: re-joining a cell or restarting hostapd on every apply would drop
+    every neighbour and client for a moment. A digest, not the values, is
+    stored, so the record never holds a passphrase.
+    """
+    payload = json.dumps({"iface": asdict(iface), "country": country}, sort_keys=True)
+    return hashlib.sha256(payload.encode()).hexdigest()
 
 
 def apply_interfaces(
@@ -815,7 +829,16 @@ def apply_interfaces(
                 continue
             if current is None:
                 report.released.append(name)
+    fingerprints = {
+        name: _fingerprint(iface, country) for name, iface in wanted.items()
+    }
     for iface in wanted.values():
+        unchanged = (
+            record["fingerprints"].get(iface.name) == fingerprints[iface.name]
+            and record["interfaces"].get(iface.name) == iface.medium
+        )
+        if unchanged:
+            continue
         run_plan(
             host, plan_interface(iface, files_root=host.files.root, country=country)
         )
@@ -838,6 +861,7 @@ def apply_interfaces(
             {
                 "interfaces": {i.name: i.medium for i in wanted.values()},
                 "batman": batman_wanted,
+                "fingerprints": fingerprints,
             },
             sort_keys=True,
         ),

@@ -62,6 +62,7 @@ def _host(tmp_path, links, sysctls=None):
         ("ip", "address"),
         ("ip", "link", "set"),
         ("sysctl", "-w"),
+        ("iw",),
         ("dnsmasq",),
         ("babeld",),
         ("kill",),
@@ -94,6 +95,24 @@ def test_fresh_node_gets_links_addresses_switches_and_both_daemons(tmp_path):
     report = apply_mesh(host, _state(), tuning=LAB_TUNING)
     root = str(tmp_path)
     assert _changes(host.runner) == [
+        # The link layer: the radio joins the IBSS cell with the defaults.
+        ("ip", "link", "set", "dev", "wlan0", "down"),
+        ("iw", "dev", "wlan0", "set", "type", "ibss"),
+        ("ip", "link", "set", "dev", "wlan0", "up"),
+        (
+            "iw",
+            "dev",
+            "wlan0",
+            "ibss",
+            "join",
+            "commotionwireless.net",
+            "2432",
+            "fixed-freq",
+            "02:ca:ff:ee:ba:be",
+        ),
+        ("ip", "link", "set", "dev", "br-lan", "up"),
+        # The recorded node still reads as fresh (links down), so the routing
+        # part sets them up too; on a real node they read as up by then.
         ("ip", "link", "set", "dev", "wlan0", "up"),
         ("ip", "link", "set", "dev", "br-lan", "up"),
         ("ip", "address", "replace", "10.42.0.7/32", "dev", "lo"),
@@ -210,7 +229,11 @@ def test_batman_adv_plans_bat0_and_routes_over_it(tmp_path, monkeypatch):
     host.runner.answer(("batctl", "meshif", "bat0", "interface", "add"))
     apply_mesh(host, _state(protocol="batman-adv"))
     changes = _changes(host.runner)
-    assert changes[:3] == [
+    # The radio joins its cell first (link layer), then goes under bat0.
+    assert ("iw", "dev", "wlan0", "set", "type", "ibss") in changes
+    start = changes.index(("ip", "link", "add", "name", "bat0", "type", "batadv"))
+    assert changes.index(("iw", "dev", "wlan0", "set", "type", "ibss")) < start
+    assert changes[start : start + 3] == [
         ("ip", "link", "add", "name", "bat0", "type", "batadv"),
         ("batctl", "meshif", "bat0", "interface"),
         ("batctl", "meshif", "bat0", "interface", "add", "wlan0"),
