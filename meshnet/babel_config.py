@@ -55,7 +55,7 @@ LOG_FILE = "/var/log/byzantium/babeld.log"
 BATMAN_INTERFACE = "bat0"
 # The name babeld knows the shared key by (local to this file).
 KEY_ID = "mesh"
-_HEX_KEY = re.compile(r"^(?:[0-9a-fA-F]{2}){32,64}$")
+_HEX_KEY = re.compile(r"^(?:[0-9a-fA-F]{2}){32,64}\Z")
 MIN_PASSPHRASE = 8
 MAX_KEY = 128
 

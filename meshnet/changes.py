@@ -38,7 +38,7 @@ CHANGE_KINDS: dict[str, Any] = {
     "routing": _("routing"),
     "mesh": _("mesh settings"),
 }
-KIND_PATTERN = re.compile(r"^[a-z][a-z0-9-]{0,31}$")
+KIND_PATTERN = re.compile(r"^[a-z][a-z0-9-]{0,31}\Z")
 
 # Fields of MeshState a change may set. The node's name belongs to the
 # portal's own settings and the captive portal's API to the captive app:

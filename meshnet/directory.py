@@ -46,7 +46,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from portal.host.babel import BabelDump, read_dump
-from portal.host.builders import curl, inspect, process
+from portal.host.builders import curl, inspect
 from portal.host.errors import HostError
 from portal.host.node import Host
 from portal.host.readers import parse_ip_route
@@ -309,20 +309,14 @@ def render_hosts(nodes: Iterable[NamedNode], *, domain: str) -> str:
 
 
 def reload_dnsmasq(host: Host) -> bool:
-    """SIGHUP the node's dnsmasq (it re-reads addn-hosts); False if none runs."""
-    text = host.files.read_text(DNSMASQ_PID_FILE)
-    pid_text = (text or "").strip()
-    if not pid_text.isdigit():
-        return False
-    pid = int(pid_text)
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return False
-    if b"dnsmasq" not in cmdline.split(b"\x00", 1)[0]:
-        return False  # a stale pid file naming another program: leave it alone
-    result = host.runner.run(process.send_signal(pid, "HUP"))
-    return result.ok
+    """SIGHUP the node's dnsmasq (it re-reads addn-hosts); False if none runs.
+
+    One implementation for the whole app: the routing part's, which only
+    signals a pid whose process really runs our dnsmasq configuration.
+    """
+    from .apply import reload_mesh_hosts
+
+    return reload_mesh_hosts(host)
 
 
 # -- the sync -----------------------------------------------------------------

@@ -49,13 +49,13 @@ MAX_LEASE_SECONDS = 31 * 86400
 MAX_UPSTREAMS = 8
 
 _DOMAIN = re.compile(
-    r"^(?=.{1,63}$)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
-    r"(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*$"
+    r"^(?=.{1,63}\Z)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
+    r"(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*\Z"
 )
 # What an RFC 8908 API URI may hold here: printable ASCII without the
 # characters that mean something to dnsmasq's parser (quote, comma, hash,
 # backslash) or to a shell-minded reader (space, backquote, braces, $).
-_API_URI = re.compile(r"^https?://[A-Za-z0-9._~:/?&=%+@!'()*;\[\]-]{1,240}$")
+_API_URI = re.compile(r"^https?://[A-Za-z0-9._~:/?&=%+@!'()*;\[\]-]{1,240}\Z")
 
 
 @dataclass(frozen=True)

@@ -68,15 +68,15 @@ MAX_TIMESTAMP = 40
 
 # A DNS label: what node names are on this side (portal.forms) and what a
 # received name must be, so it can become NAME.mesh and holds no markup.
-_LABEL = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
-_SERVICE_ID = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?$")
-_PROTOCOL = re.compile(r"^[a-z][a-z0-9+.-]{0,15}$")
-_VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.+~_-]{0,31}$")
+_LABEL = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\Z")
+_SERVICE_ID = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?\Z")
+_PROTOCOL = re.compile(r"^[a-z][a-z0-9+.-]{0,15}\Z")
+_VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.+~_-]{0,31}\Z")
 # Free text shown to people: no control characters and none of the
 # characters that mean something in HTML, even though pages escape anyway.
 _FORBIDDEN_TEXT = re.compile(r"[\x00-\x1f\x7f<>&\"`\\]")
 _URL = re.compile(
-    r"^https?://[A-Za-z0-9.:\[\]_-]+(?::[0-9]{1,5})?(?:/[^\s<>\"'`\\]*)?$"
+    r"^https?://[A-Za-z0-9.:\[\]_-]+(?::[0-9]{1,5})?(?:/[^\s<>\"'`\\]*)?\Z"
 )
 
 
