@@ -97,7 +97,9 @@ def _coerce(key: str, value: Any) -> Any:
         try:
             number = int(value)
         except (TypeError, ValueError):
-            raise ImproperlyConfigured(f"{key} must be a whole number, not {value!r}")
+            raise ImproperlyConfigured(
+                f"{key} must be a whole number, not {value!r}"
+            ) from None
         if number < 0:
             raise ImproperlyConfigured(f"{key} must not be negative")
         return number
@@ -112,12 +114,16 @@ def _coerce(key: str, value: Any) -> Any:
         return value
     if key == "database":
         if not isinstance(value, dict):
-            raise ImproperlyConfigured("database must be a table of Django DATABASES keys")
+            raise ImproperlyConfigured(
+                "database must be a table of Django DATABASES keys"
+            )
         return value
     raise ImproperlyConfigured(f"unknown configuration key {key!r}")
 
 
-def load_config(environ: os._Environ[str] | dict[str, str] | None = None) -> PortalConfig:
+def load_config(
+    environ: os._Environ[str] | dict[str, str] | None = None,
+) -> PortalConfig:
     """Read the TOML file and the environment, check, and return the config."""
     env = os.environ if environ is None else environ
     values: dict[str, Any] = {}
@@ -127,9 +133,11 @@ def load_config(environ: os._Environ[str] | dict[str, str] | None = None) -> Por
             with open(path, "rb") as handle:
                 values.update(tomllib.load(handle))
         except FileNotFoundError:
-            raise ImproperlyConfigured(f"configuration file {path} does not exist")
+            raise ImproperlyConfigured(
+                f"configuration file {path} does not exist"
+            ) from None
         except tomllib.TOMLDecodeError as error:
-            raise ImproperlyConfigured(f"configuration file {path}: {error}")
+            raise ImproperlyConfigured(f"configuration file {path}: {error}") from error
     for key in _INT_KEYS | _PATH_KEYS | _STR_KEYS:
         env_value = env.get(f"BYZANTIUM_{key.upper()}")
         if env_value is not None and env_value != "":
@@ -142,12 +150,14 @@ def load_config(environ: os._Environ[str] | dict[str, str] | None = None) -> Por
 
 def _validate(config: PortalConfig) -> None:
     if config.host_mode not in HOST_MODES:
+        choices = ", ".join(HOST_MODES)
         raise ImproperlyConfigured(
-            f"host_mode must be one of {', '.join(HOST_MODES)}, not {config.host_mode!r}"
+            f"host_mode must be one of {choices}, not {config.host_mode!r}"
         )
     if config.language not in LANGUAGE_CODES:
+        choices = ", ".join(LANGUAGE_CODES)
         raise ImproperlyConfigured(
-            f"language must be one of {', '.join(LANGUAGE_CODES)}, not {config.language!r}"
+            f"language must be one of {choices}, not {config.language!r}"
         )
     if not config.lab_prefix.isalnum() or not 2 <= len(config.lab_prefix) <= 5:
         raise ImproperlyConfigured("lab_prefix must be 2 to 5 letters or digits")
