@@ -2,9 +2,10 @@
 
 The run works in a temporary folder of its own (``/tmp/byz-bench-*``): a
 fresh state folder (database, secrets, Redis socket), and labs under the
-bench-only prefixes ``bnw`` (the node under test) and ``bnc`` (convergence
-timing), so it never disturbs ``make run``'s ``var/`` and ``byz`` lab, nor
-the test suite's labs. The folder and everything started are removed at
+bench-only prefixes ``bnw`` (the node under test), ``bnc`` (convergence
+timing) and ``bnm`` (mesh apply and directory, :mod:`bench.meshnet`), so it
+never disturbs ``make run``'s ``var/`` and ``byz`` lab, nor the test suite's
+labs. The folder and everything started are removed at
 the end, on error and on Ctrl-C; a folder left by a run that was killed
 outright is removed by the next run.
 
@@ -69,6 +70,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--no-web", action="store_true", help="skip web and memory")
     parser.add_argument("--no-lab", action="store_true", help="skip convergence")
+    parser.add_argument(
+        "--mesh",
+        action="store_true",
+        help="mesh convergence after apply with 3 repetitions per case (~3 min; "
+        "the default run does 1)",
+    )
+    parser.add_argument(
+        "--no-mesh", action="store_true", help="skip mesh convergence and sync"
+    )
     parser.add_argument(
         "--captive",
         action="store_true",
@@ -335,6 +345,13 @@ def run_lab_section(args: argparse.Namespace, work: Path) -> list[dict[str, Any]
     return run_convergence(CONVERGENCE_LAB_PREFIX, work / "labconv", cases, say=say)
 
 
+def run_mesh_section(args: argparse.Namespace, work: Path) -> dict[str, Any]:
+    from bench.meshnet import DEFAULT_CASES, QUICK_CASES, run_mesh
+
+    cases = DEFAULT_CASES if args.mesh and not args.quick else QUICK_CASES
+    return run_mesh(work / "mesh", cases=cases, say=say)
+
+
 def run_captive_section(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     from bench.captive_firewall import run_captive_firewall
 
@@ -442,6 +459,10 @@ def render_report(results: dict[str, Any]) -> str:
         parts.append(
             table(["case", "ok", "babel med", "babel max", "up med", "up max"], rows)
         )
+    if results.get("mesh"):
+        from bench.meshnet import render_mesh
+
+        parts.append(render_mesh(results["mesh"]))
     if results.get("captive_firewall"):
         from bench.captive_firewall import render
 
@@ -465,6 +486,9 @@ def failures(results: dict[str, Any]) -> list[str]:
     for case in results.get("lab") or []:
         if case["converged"] != case["repetitions"]:
             found.append(f"lab {case['case']} did not always converge")
+    from bench.meshnet import mesh_failures
+
+    found.extend(mesh_failures(results.get("mesh")))
     return found
 
 
@@ -508,6 +532,7 @@ def main(argv: list[str] | None = None) -> int:
         sections: list[tuple[str, bool, Callable[[], Any]]] = [
             ("node", not args.no_web, lambda: run_node_section(args, work, root=root)),
             ("lab", not args.no_lab and root, lambda: run_lab_section(args, work)),
+            ("mesh", not args.no_mesh and root, lambda: run_mesh_section(args, work)),
             (
                 "captive_firewall",
                 args.captive and root,
