@@ -173,6 +173,9 @@ def store_and_apply(
             proposed={
                 "mesh_address": str(candidate.mesh_address),
                 "client_subnet": str(candidate.client_subnet),
+                # In the change, so a rollback restores how the old
+                # addresses were chosen along with the addresses.
+                "address_origin": origin,
             },
             user=user,
         )

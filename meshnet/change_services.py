@@ -119,6 +119,7 @@ SCALAR_FIELDS = (
     "babel_hmac_key",
     "dhcp_lease_seconds",
     "announce_default_route",
+    "address_origin",
 )
 
 

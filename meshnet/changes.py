@@ -51,6 +51,7 @@ CHANGEABLE_FIELDS: tuple[str, ...] = (
     "babel_hmac_key",
     "dhcp_lease_seconds",
     "announce_default_route",
+    "address_origin",
     "interfaces",
 )
 FIELD_LABELS: dict[str, Any] = {
@@ -61,6 +62,7 @@ FIELD_LABELS: dict[str, Any] = {
     "babel_hmac_key": _("routing key"),
     "dhcp_lease_seconds": _("DHCP lease time (seconds)"),
     "announce_default_route": _("default route announced"),
+    "address_origin": _("how the addresses were chosen"),
     "interfaces": _("interfaces"),
 }
 SECRET_FIELDS = frozenset({"babel_hmac_key"})
@@ -174,6 +176,13 @@ class FieldChange:
 
 
 def _shown(name: str, value: Any) -> str:
+    if name == "address_origin":
+        from .models import AddressOrigin
+
+        try:
+            return str(AddressOrigin(value or "").label)
+        except ValueError:
+            return str(value)
     if value in (None, ""):
         return str(_("none"))
     if isinstance(value, bool):

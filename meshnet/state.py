@@ -40,6 +40,9 @@ class MeshState:
     babel_hmac_key: str = ""
     dhcp_lease_seconds: int = 3600
     announce_default_route: bool = False
+    # How the addresses were chosen ("auto", "manual" or "" for not yet):
+    # carried here so a rolled-back address change also restores it.
+    address_origin: str = ""
     interfaces: tuple[InterfaceState, ...] = field(default_factory=tuple)
     # RFC 8908 API URI for DHCP option 114; set by the captive app when its
     # portal is on, None otherwise.
@@ -98,5 +101,6 @@ class MeshState:
             babel_hmac_key=settings_row.babel_hmac_key,
             dhcp_lease_seconds=settings_row.dhcp_lease_seconds,
             announce_default_route=settings_row.announce_default_route,
+            address_origin=settings_row.address_origin,
             interfaces=interfaces,
         )

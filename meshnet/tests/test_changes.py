@@ -251,6 +251,23 @@ def test_a_confirmed_change_stays_after_its_deadline(node, applied):
     assert len(applied) == 1
 
 
+def test_a_rolled_back_address_change_also_restores_how_they_were_chosen(node, applied):
+    row = MeshSettings.load()
+    row.address_origin = "auto"
+    row.save()
+    change = services.propose_change(
+        kind="addresses",
+        proposed={"mesh_address": "10.9.8.7", "address_origin": "manual"},
+        deadline_seconds=30,
+    )
+    run_pending()
+    assert MeshSettings.load().address_origin == "manual"
+    past_deadline(change)
+    expire()
+    row.refresh_from_db()
+    assert (row.mesh_address, row.address_origin) == ("10.213.0.1", "auto")
+
+
 def test_a_rollback_keeps_what_another_part_changed_meanwhile(node, applied):
     change = propose()
     run_pending()
