@@ -16,6 +16,10 @@ Processes run inside namespaces with ``ip netns exec``:
   namespace and runs socket operations on request (JSON lines on stdin and
   stdout), so one TCP connection can outlive a change of the firewall.
 
+Both run as ``python -P`` (the script's folder is not put on ``sys.path``),
+so an app module named like a standard one (``captive/selectors.py``) cannot
+shadow the standard library in them.
+
 This is test and benchmark equipment, not portal code: it starts its
 programs itself (``subprocess``), as :meth:`portal.lab.lab.Lab.exec` does
 for a developer's command, and cleans up after itself; :func:`remove_stale`
@@ -160,7 +164,7 @@ class Upstream:
         """Run the HTTP server in ``namespace``; returns once it listens."""
         process = subprocess.Popen(
             [
-                "ip", "netns", "exec", namespace, sys.executable, str(SCRIPT),
+                "ip", "netns", "exec", namespace, sys.executable, "-P", str(SCRIPT),
                 "serve", name, *map(str, ports),
             ],
             stdout=subprocess.PIPE,
@@ -202,7 +206,16 @@ class ClientAgent:
     def __init__(self, namespace: str) -> None:
         self.namespace = namespace
         self.process = subprocess.Popen(
-            ["ip", "netns", "exec", namespace, sys.executable, str(SCRIPT), "agent"],
+            [
+                "ip",
+                "netns",
+                "exec",
+                namespace,
+                sys.executable,
+                "-P",
+                str(SCRIPT),
+                "agent",
+            ],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
         )
