@@ -38,6 +38,7 @@ ALLOWED_EXECUTABLES: frozenset[str] = frozenset(
         "wpa_supplicant",
         "systemctl",
         "start-stop-daemon",
+        "useradd",
         "tor",
         "kill",
         "modprobe",

@@ -169,3 +169,23 @@ def systemctl_is_active(unit: str) -> Command:
 def systemctl_daemon_reload() -> Command:
     """Re-read unit files after the portal wrote one."""
     return Command(("systemctl", "daemon-reload"), timeout=SYSTEMCTL_TIMEOUT)
+
+
+def create_system_user(user: str, group: str) -> Command:
+    """A system user with its own group, no home, no login shell."""
+    user_name(user)
+    if group != user:
+        raise InvalidValue(_("A created service user gets a group of its own name."))
+    return Command(
+        (
+            "useradd",
+            "--system",
+            "--user-group",
+            "--no-create-home",
+            "--home-dir",
+            "/nonexistent",
+            "--shell",
+            "/usr/sbin/nologin",
+            user,
+        )
+    )
