@@ -1,0 +1,40 @@
+-- Prosody configuration of node {{ node.name }}, rendered by the Byzantium
+-- portal from services/catalogue/xmpp/prosody.cfg.lua.
+pidfile = "{{ paths.run_dir }}/prosody.pid"
+data_path = "{{ paths.data_dir }}"
+log = { info = "*console" }
+
+interfaces = { {% for address in listen.all %}"{{ address }}"; {% endfor %}}
+c2s_ports = { {{ ports.xmpp }} }
+c2s_direct_tls_ports = { {{ ports.xmpps }} }
+s2s_ports = { }
+http_ports = { }
+https_ports = { }
+
+admins = { }
+modules_enabled = {
+	"roster"; "saslauth"; "tls"; "disco"; "carbons"; "pep"; "private";
+	"blocklist"; "vcard4"; "vcard_legacy"; "version"; "uptime"; "time";
+	"ping"; "register"; "mam"; "csi_simple"; "smacks";
+}
+modules_disabled = { "s2s" }
+
+allow_registration = {% if settings.registration %}true{% else %}false{% endif %}
+-- A burst of registrations from one address is throttled.
+min_seconds_between_registrations = 30
+c2s_require_encryption = true
+s2s_require_encryption = true
+authentication = "internal_hashed"
+storage = "internal"
+archive_expires_after = "1w"
+
+ssl = {
+	certificate = "{{ paths.tls_cert }}";
+	key = "{{ paths.tls_key }}";
+}
+
+VirtualHost "{{ node.name }}.mesh"
+
+Component "conference.{{ node.name }}.mesh" "muc"
+	modules_enabled = { "muc_mam" }
+	restrict_room_creation = false
