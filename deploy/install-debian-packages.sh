@@ -5,7 +5,8 @@
 #
 # As root: `apt-get update` (only when something is missing), then
 # `apt-get install`. The packages that ship a system daemon (redis-server,
-# nginx, dnsmasq, hostapd, tor) are installed with a policy-rc.d that
+# nginx, dnsmasq, hostapd, tor, and the community services: ngircd,
+# mumble-server, prosody, icecast2, squid) are installed with a policy-rc.d that
 # forbids starting services, and the units of the ones installed here are
 # disabled afterwards: the portal runs its own instances of these daemons
 # with its own configuration, and a system copy would only take ports and
@@ -67,6 +68,11 @@ declare -A units=(
     [dnsmasq]=dnsmasq.service
     [hostapd]=hostapd.service
     [tor]="tor.service tor@default.service"
+    [ngircd]=ngircd.service
+    [mumble-server]=mumble-server.service
+    [prosody]=prosody.service
+    [icecast2]=icecast2.service
+    [squid]=squid.service
 )
 if command -v systemctl >/dev/null; then
     for package in "${missing[@]}"; do
