@@ -42,6 +42,9 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # OS connectivity probes and held clients' HTTP (any host, any path):
+    # answered before the HTTPS redirect, without a query or a template.
+    "captive.middleware.CaptivePortalMiddleware",
     "portal.middleware.PublicSideMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
@@ -173,6 +176,17 @@ RQ_QUEUES = {
         "SERIALIZER": "rq.serializers.JSONSerializer",
     },
 }
+# The captive lane (captive.queue): its own worker, so a tap is not stuck
+# behind a long host change on the privileged queue.
+RQ_QUEUES["captive"] = {**RQ_QUEUES["privileged"], "DEFAULT_TIMEOUT": 120}
+
+# The port the captive firewall redirects held clients' HTTP to (nginx must
+# listen there, and not only on 80): a request arriving on it comes from a
+# held client (captive.probes). Where the portal's pages are announced when
+# the node has no client subnet yet.
+CAPTIVE_HELD_PORT = PORTAL.http_port
+CAPTIVE_FALLBACK_HOST = "node.mesh"
+
 RQ = {
     "JOB_CLASS": "portal.jobqueue.rq.RegisteredJob",
     "WORKER_CLASS": "portal.jobqueue.rq.PortalWorker",
