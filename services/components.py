@@ -248,7 +248,7 @@ class ConfigFilesComponent:
         ):
             folder = Path(context.real(name))
             folder.mkdir(parents=True, exist_ok=True)
-            os.chmod(folder, 0o750)
+            os.chmod(folder, 0o750)  # noqa: S103 - group is the service's own
             _chown(folder, owner, gid)
 
     def _tls(self, context: ServiceContext) -> None:

@@ -39,6 +39,7 @@ ALLOWED_EXECUTABLES: frozenset[str] = frozenset(
         "systemctl",
         "start-stop-daemon",
         "useradd",
+        "apt-get",
         "tor",
         "kill",
         "modprobe",

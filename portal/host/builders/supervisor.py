@@ -43,7 +43,9 @@ SYSTEMCTL_TIMEOUT = 90.0
 def unit_name(value: str) -> str:
     """A unit the portal generated (``byzantium-ircd.service``)."""
     if not isinstance(value, str) or not UNIT_RE.fullmatch(value):
-        raise InvalidValue(_("%(value)s is not a portal unit.") % {"value": value!r})
+        raise InvalidValue(
+            _("%(value)s is not a portal unit.") % {"value": repr(value)[:40]}
+        )
     return value
 
 
@@ -51,7 +53,7 @@ def user_name(value: str) -> str:
     """A system user or group name; root is refused."""
     if not isinstance(value, str) or not USER_RE.fullmatch(value) or value == "root":
         raise InvalidValue(
-            _("%(value)s is not an allowed service user.") % {"value": value!r}
+            _("%(value)s is not an allowed service user.") % {"value": repr(value)[:40]}
         )
     return value
 
@@ -61,7 +63,8 @@ def executable(value: str) -> str:
     path = validate.absolute_path(value)
     if not path.startswith(EXECUTABLE_PREFIXES) or "/../" in path:
         raise InvalidValue(
-            _("%(value)s is not a program in a system folder.") % {"value": value!r}
+            _("%(value)s is not a program in a system folder.")
+            % {"value": repr(value)[:40]}
         )
     return path
 
@@ -153,7 +156,9 @@ def daemon_status(*, pidfile: str, program: str) -> Command:
 def systemctl(action: str, unit: str) -> Command:
     """``systemctl start|stop|restart|enable|disable UNIT`` on a portal unit."""
     if action not in ("start", "stop", "restart", "enable", "disable"):
-        raise InvalidValue(_("%(value)s is not a unit action.") % {"value": action!r})
+        raise InvalidValue(
+            _("%(value)s is not a unit action.") % {"value": repr(action)[:40]}
+        )
     return Command(("systemctl", action, unit_name(unit)), timeout=SYSTEMCTL_TIMEOUT)
 
 
