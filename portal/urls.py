@@ -11,5 +11,6 @@ urlpatterns = [
     path("services/", include("services.urls")),
     path("gateway/", include("gateway.urls")),
     path("captive/", include("captive.urls")),
+    path("captive-portal/", include("captive.manage_urls")),
     path("", include("portal.app_urls")),
 ]
