@@ -103,4 +103,12 @@ class MeshState:
             announce_default_route=settings_row.announce_default_route,
             address_origin=settings_row.address_origin,
             interfaces=interfaces,
+            captive_portal_api=_captive_portal_api(),
         )
+
+
+def _captive_portal_api() -> str | None:
+    """The captive app's RFC 8908 API URI when its portal is on (option 114)."""
+    from captive.selectors import captive_portal_api_uri
+
+    return captive_portal_api_uri()
