@@ -8,7 +8,8 @@ really answers before starting the next:
 2. the lab (``manage.py lab up``) when ``host_mode`` is ``lab``: node ``n1``
    is the node this portal manages, meshed with its neighbours;
 3. the RQ worker with its scheduler, as root: the only process that changes
-   the system;
+   the system; and a second one on the ``captive`` queue only, so a phone's
+   tap on Continue is not stuck behind a long mesh apply (``captive.queue``);
 4. gunicorn (``portal.wsgi``) on a Unix socket, as the unprivileged web user;
 5. nginx on the HTTP and HTTPS ports, from ``deploy/nginx.conf.tmpl``;
 6. in ``lab`` host mode, a second nginx *inside* the lab node the portal
@@ -75,6 +76,7 @@ REDIS_USER = "redis"
 NGINX_WORKER_USER = "www-data"
 REDIS_MAXMEMORY = "32mb"
 QUEUE_NAME = "privileged"
+CAPTIVE_QUEUE_NAME = "captive"
 
 # How long each piece may take to answer before start-up gives up.
 REDIS_READY_SECONDS = 15.0
@@ -179,6 +181,10 @@ class Layout:
         return self.run_dir / "worker.pid"
 
     @property
+    def captive_worker_pid(self) -> Path:
+        return self.run_dir / "captive-worker.pid"
+
+    @property
     def web_dir(self) -> Path:
         return self.run_dir / "web"
 
@@ -228,6 +234,8 @@ class Layout:
         return {
             "redis-server": self.redis_pid,
             "rqworker": self.worker_pid,
+            # Its command line names its own pid file.
+            "captive-worker.pid": self.captive_worker_pid,
             "gunicorn": self.web_pid,
             "nginx": self.nginx_pid,
             # Its command line names its prefix folder, .../nginx-lab/.
@@ -905,12 +913,12 @@ class Supervisor:
             "seconds": converged,
         }
 
-    def _worker_registered(self, pid: int) -> bool:
+    def _worker_registered(self, pid: int, queue: str = QUEUE_NAME) -> bool:
         import redis
 
         client = redis.Redis(unix_socket_path=str(self.layout.redis_socket))
         try:
-            for key in client.smembers(f"rq:workers:{QUEUE_NAME}"):
+            for key in client.smembers(f"rq:workers:{queue}"):
                 if client.hget(key, "pid") == str(pid).encode():
                     return True
         except redis.RedisError:
@@ -939,6 +947,25 @@ class Supervisor:
         self._wait_until(
             _("the RQ worker"),
             lambda: self._worker_registered(child.process.pid),
+            WORKER_READY_SECONDS,
+        )
+
+    def start_captive_worker(self) -> None:
+        """The captive lane's own worker (see ``captive.queue``): taps are
+        not stuck behind a long host change on the privileged queue."""
+        argv = _manage_argv(
+            "rqworker", CAPTIVE_QUEUE_NAME, "--pid", str(self.layout.captive_worker_pid)
+        )
+        child = self._spawn(
+            "rq worker (captive)",
+            argv,
+            self.accounts.worker,
+            home=self.layout.state_dir,
+            stop_timeout=10,
+        )
+        self._wait_until(
+            _("the captive RQ worker"),
+            lambda: self._worker_registered(child.process.pid, CAPTIVE_QUEUE_NAME),
             WORKER_READY_SECONDS,
         )
 
@@ -1116,6 +1143,7 @@ class Supervisor:
         if self.with_lab:
             self.start_lab()
         self.start_worker()
+        self.start_captive_worker()
         self.start_web()
         self.start_nginx()
         if self.with_lab:
