@@ -46,6 +46,11 @@ ALLOWED_EXECUTABLES: frozenset[str] = frozenset(
         "openssl",
         "redis-server",
         "curl",
+        # config checkers of the catalogued services (services/catalogue)
+        "ngircd",
+        "prosodyctl",
+        "squid",
+        "xmllint",
     }
 )
 
