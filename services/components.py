@@ -508,13 +508,16 @@ class HealthCheckComponent:
 def mdns_record(context: ServiceContext) -> dict | None:
     """The DNS-SD record the client-side responder publishes, or None."""
     entry = context.entry
-    if not entry.client.mdns_type or not entry.client.port:
+    port_name = entry.client.port or entry.health.port
+    if not port_name and entry.ports:
+        port_name = entry.ports[0].name
+    if not entry.client.mdns_type or not port_name:
         return None
     return {
         "id": entry.id,
         "name": f"{entry.name} ({context.network.node_name})"[:63],
         "type": entry.client.mdns_type,
-        "port": entry.port(entry.client.port).port,
+        "port": entry.port(port_name).port,
         "addresses": list(context.network.client_addresses),
     }
 
