@@ -21,7 +21,7 @@ from portal.models import Job
 
 pytestmark = pytest.mark.django_db
 
-HELD = {"HTTP_X_FORWARDED_PORT": "8080"}
+HELD = {"HTTP_X_FORWARDED_PORT": "8081"}
 THROUGH = {"HTTP_X_FORWARDED_PORT": "80"}
 PHONE = "10.213.1.120"
 
@@ -44,7 +44,7 @@ PROBES = [
 
 @pytest.fixture(autouse=True)
 def node(settings):  # type: ignore[no-untyped-def]
-    settings.CAPTIVE_HELD_PORT = 8080
+    settings.CAPTIVE_HELD_PORT = 8081
     cache.clear()
     MeshSettings.objects.update_or_create(
         pk=1, defaults={"client_subnet": "10.213.1.0/24"}

@@ -180,11 +180,11 @@ RQ_QUEUES = {
 # behind a long host change on the privileged queue.
 RQ_QUEUES["captive"] = {**RQ_QUEUES["privileged"], "DEFAULT_TIMEOUT": 120}
 
-# The port the captive firewall redirects held clients' HTTP to (nginx must
-# listen there, and not only on 80): a request arriving on it comes from a
-# held client (captive.probes). Where the portal's pages are announced when
-# the node has no client subnet yet.
-CAPTIVE_HELD_PORT = PORTAL.http_port
+# The port the captive firewall redirects held clients' HTTP to; nginx
+# listens there too (runnode), and only held clients' requests arrive on it
+# (captive.probes). Where the portal's pages are announced when the node has
+# no client subnet yet.
+CAPTIVE_HELD_PORT = 8081
 CAPTIVE_FALLBACK_HOST = "node.mesh"
 
 RQ = {

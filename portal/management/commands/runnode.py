@@ -342,13 +342,20 @@ def render_nginx_conf(
     if lab_node:
         nginx_dir = layout.lab_nginx_dir
         addresses = ["0.0.0.0", "[::]"]  # noqa: S104 - inside the lab namespace
-        http_ports = sorted({LAB_NODE_HTTP_PORT, config.http_port})
+        http_ports = sorted(
+            {LAB_NODE_HTTP_PORT, config.http_port, settings.CAPTIVE_HELD_PORT}
+        )
         https_ports = sorted({LAB_NODE_HTTPS_PORT, config.https_port})
         access_log = "nginx-lab-access.log"
     else:
         nginx_dir = layout.nginx_dir
         addresses = listen_addresses(config)
+        # On a real node the captive portal's held port too: the firewall
+        # sends held phones' HTTP there, and a request on it is known to be
+        # held (in the lab it is the lab node's nginx that listens there).
         http_ports = [config.http_port]
+        if config.host_mode == "system":
+            http_ports = sorted({config.http_port, settings.CAPTIVE_HELD_PORT})
         https_ports = [config.https_port]
         access_log = "nginx-access.log"
     return render_template(
