@@ -297,3 +297,27 @@ def test_randomised_mac_flag_is_the_locally_administered_bit():
     assert ClientSession(mac="da:a1:19:00:00:01").randomised_mac
     assert not ClientSession(mac="00:1b:21:3a:4f:01").randomised_mac
     assert not ClientSession(mac="a8:5e:45:00:00:01").randomised_mac
+
+
+def test_dhcp_option_114_carries_the_api_uri_only_while_the_portal_is_on():
+    from meshnet.state import MeshState
+
+    assert MeshState.from_db().captive_portal_api == "http://10.213.1.1/captive/api/"
+    PortalInterface.objects.update(enabled=False)
+    assert MeshState.from_db().captive_portal_api is None
+
+
+def test_offline_hosts_file_points_probe_hosts_at_a_public_looking_node_address():
+    import ipaddress
+
+    text = probes.render_hosts_file(online=False)
+    assert "198.18.0.1 connectivitycheck.gstatic.com" in text
+    assert "131.107.255.255 dns.msftncsi.com" in text
+    assert not ipaddress.ip_address(probes.OFFLINE_ADDRESS).is_private or (
+        probes.OFFLINE_ADDRESS.startswith("198.18.")
+    )
+    assert not any(
+        ipaddress.ip_address(probes.OFFLINE_ADDRESS) in ipaddress.ip_network(net)
+        for net in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16")
+    )
+    assert "gstatic" not in probes.render_hosts_file(online=True)
