@@ -31,7 +31,10 @@ Daemon ``args``, checker ``check`` argv and client ``url`` may contain
 - ``{data_dir}``   ``/var/lib/byzantium/services/<id>``
 - ``{run_dir}``    ``/run/byzantium/services/<id>`` (pid files, sockets)
 - ``{log_dir}``    ``/var/log/byzantium/services/<id>``
-- ``{tls_cert}`` / ``{tls_key}``  the node's certificate and key
+- ``{tls_cert}`` / ``{tls_key}``  the node's certificate and key (root,
+  group = service group, 0640)
+- ``{tls_pem}``  certificate and key in ONE file, for programs that read
+  them together (Icecast); owned by the service user, mode 0600
 - ``{client_address}`` / ``{mesh_address}``  the node's first client
   (``br-lan``) and mesh addresses
 - ``{port_<name>}`` the port named ``<name>`` in ``[[ports]]``
@@ -50,7 +53,7 @@ autoescape off, no loaders beyond the service folder. Context:
 
 - ``service``: ``id``; ``node``: ``name`` (a checked host name)
 - ``paths``: ``config_dir``, ``data_dir``, ``run_dir``, ``log_dir``,
-  ``tls_cert``, ``tls_key`` (real paths, i.e. lab-mapped)
+  ``tls_cert``, ``tls_key``, ``tls_pem`` (real paths, i.e. lab-mapped)
 - ``listen``: ``client`` (list of IPv4 strings), ``mesh`` (list),
   ``all`` (client + mesh, + uplink only when the operator asked)
 - ``ports``: name -> number; ``user``, ``group``: the daemon's user
@@ -61,10 +64,22 @@ Quoting per ``format`` (the value is complete, quotes included where the
 format has them): ``lua`` ``"..."`` with escapes; ``xml`` entities escaped
 (no quotes added: use inside an element or a quoted attribute); ``json``,
 ``yaml``, ``toml`` a JSON double-quoted string; ``php`` ``'...'`` with ``\\``
-and ``\\'``; ``ini`` bare value (refused if it holds a line break, ``;``,
-``#`` or leading/trailing blanks); ``words`` bare value of letters, digits
-and ``._-/:@#+,=`` only (squid and other whitespace-split formats). Values
-that the format cannot carry are refused with a message (nothing changes).
+and ``\\'``; ``ini`` bare value for a generic ini reader (refused if it
+holds ``;`` ``#`` quotes, backslashes, ``=``, brackets or leading/trailing
+blanks); ``ngircd`` bare rest-of-line value (ngircd.conf: ``#`` and ``;``
+are comments only at the start of a line, so ``#mesh`` fits; refused only
+with leading/trailing blanks); ``qtini`` a Qt ``QSettings`` value
+(murmurd) complete with its double quotes, ``"`` and backslashes refused,
+a leading ``@`` doubled as Qt does; ``words`` bare value of letters, digits
+and ``._-/:@#+,=`` only (squid, torrc and other whitespace-split formats).
+Values that the format cannot carry are refused with a message (nothing
+changes); a line break or control character never fits any format.
+
+Booleans: a boolean setting reaches the template as the format's own
+words (``true``/``false`` in Lua, JSON, YAML, TOML, PHP and ini, ``yes``/
+``no`` in ngircd, ``1``/``0`` in XML, ``on``/``off`` in words) that still
+test as the boolean: ``{% if settings.registration %}`` is false when the
+operator switched it off.
 
 Schema of ``service.toml`` (every field)
 ----------------------------------------
@@ -117,7 +132,19 @@ Top level:
 - ``name`` (str): ``[a-z][a-z0-9_]{0,20}``; ``proto`` "tcp" | "udp";
   ``port`` (int 1..65535). ``on`` (list, default ``["client", "mesh"]``):
   which sides may reach it; "uplink" is refused here (see
-  ``uplink_allowed``).
+  ``uplink_allowed``). ``listens`` (bool, default true): false when the
+  port only describes the client entry and another service listens on it
+  (onion-chat names the chat's 6667): the firewall leaves it alone and
+  the health check may not use it.
+
+``[[imports]]`` (files from an operator folder, before every start):
+
+- ``tool`` (str): one of ``IMPORT_TOOLS`` (``"kiwix-manage"``), each with
+  a strict argv builder; ``setting`` (str): the key of a ``folder``
+  setting (nothing is imported while it is unset); ``suffix`` (str): e.g.
+  ``".zim"``; ``index`` (str): ``{data_dir}/NAME``, rebuilt before each
+  start from the seed's copy of NAME (when the entry has one) plus every
+  file of the folder ending in ``suffix``, then owned by the service user.
 
 ``[health]`` (required):
 
@@ -242,7 +269,21 @@ EXECUTABLE_PREFIXES = (
     "/opt/",
 )
 
-FORMATS = ("lua", "xml", "json", "yaml", "toml", "php", "ini", "words")
+FORMATS = (
+    "lua",
+    "xml",
+    "json",
+    "yaml",
+    "toml",
+    "php",
+    "ini",
+    "ngircd",
+    "qtini",
+    "words",
+)
+# Programs that add a file to a service's index before a start ([[imports]]);
+# each has a strict builder in services.components.IMPORT_TOOLS.
+IMPORT_TOOLS = ("kiwix-manage",)
 SETTING_KINDS = (
     "text",
     "name",
@@ -258,7 +299,15 @@ CLIENT_KINDS = ("url", "app")
 SIDES = ("client", "mesh")
 
 PATH_PLACEHOLDERS = frozenset(
-    {"config_dir", "data_dir", "run_dir", "log_dir", "tls_cert", "tls_key"}
+    {
+        "config_dir",
+        "data_dir",
+        "run_dir",
+        "log_dir",
+        "tls_cert",
+        "tls_key",
+        "tls_pem",
+    }
 )
 ADDRESS_PLACEHOLDERS = frozenset({"client_address", "mesh_address"})
 
@@ -339,6 +388,26 @@ class Port:
     proto: str
     port: int
     on: tuple[str, ...] = SIDES
+    # False: the port only describes the client entry (another service
+    # listens on it, e.g. the chat an onion service forwards to); the
+    # firewall leaves it alone and no health check may use it.
+    listens: bool = True
+
+
+@dataclass(frozen=True)
+class Import:
+    """Files of an operator folder added to a service's index before a start.
+
+    The index (a node path under the data folder) is rebuilt each time: the
+    bundled seed copy of the same name when there is one (so the seed book
+    stays), plus every file of the folder setting ending in ``suffix``,
+    added with ``tool`` (a program of :data:`IMPORT_TOOLS`).
+    """
+
+    tool: str
+    setting: str
+    suffix: str
+    index: str
 
 
 @dataclass(frozen=True)
@@ -431,6 +500,7 @@ class CatalogueEntry:
     sandbox: tuple[tuple[str, str], ...] = ()
     settings: tuple[Setting, ...] = ()
     secrets: tuple[Secret, ...] = ()
+    imports: tuple[Import, ...] = ()
 
     @property
     def title(self) -> str:
@@ -623,6 +693,7 @@ def _load_entry(path: Path) -> CatalogueEntry:
             proto=table.str("proto", required=True),
             port=table.int("port", required=True),
             on=table.strs("on") or SIDES,
+            listens=table.bool("listens", True),
         )
         table.done()
         if not PORT_NAME_RE.fullmatch(port.name) or port.proto not in ("tcp", "udp"):
@@ -657,6 +728,31 @@ def _load_entry(path: Path) -> CatalogueEntry:
             raise CatalogueError(f"{table.where}: no default passwords")
         settings.append(setting)
     setting_keys = {setting.key for setting in settings}
+
+    imports: list[Import] = []
+    for index, raw in enumerate(top.tables("imports")):
+        table = _Table(raw, f"{where} imports[{index}]")
+        item = Import(
+            tool=table.str("tool", required=True),
+            setting=table.str("setting", required=True),
+            suffix=table.str("suffix", required=True),
+            index=table.str("index", required=True),
+        )
+        table.done()
+        if item.tool not in IMPORT_TOOLS:
+            raise CatalogueError(f"{table.where}: tool must be one of {IMPORT_TOOLS}")
+        if (
+            item.setting not in setting_keys
+            or next(s for s in settings if s.key == item.setting).kind != "folder"
+        ):
+            raise CatalogueError(f"{table.where}: setting must name a folder setting")
+        if not re.fullmatch(r"\.[a-z0-9]{1,10}", item.suffix):
+            raise CatalogueError(f"{table.where}: suffix like .zim")
+        if not re.fullmatch(r"\{data_dir\}/[A-Za-z0-9_.-]{1,60}", item.index) or (
+            ".." in item.index
+        ):
+            raise CatalogueError(f"{table.where}: index must be {{data_dir}}/NAME")
+        imports.append(item)
 
     secrets: list[Secret] = []
     for index, raw in enumerate(top.tables("secrets")):
@@ -762,8 +858,12 @@ def _load_entry(path: Path) -> CatalogueEntry:
     health_table.done()
     if health.kind not in HEALTH_KINDS:
         raise CatalogueError(f"{where} health: kind must be one of {HEALTH_KINDS}")
-    if health.kind in ("tcp", "http") and health.port not in port_names:
-        raise CatalogueError(f"{where} health: port must name a [[ports]] entry")
+    if health.kind in ("tcp", "http") and health.port not in {
+        port.name for port in ports if port.listens
+    }:
+        raise CatalogueError(
+            f"{where} health: port must name a [[ports]] entry it listens on"
+        )
     if health.kind == "http" and not re.fullmatch(
         r"/[A-Za-z0-9_./?=&%-]*", health.path
     ):
@@ -833,9 +933,17 @@ def _load_entry(path: Path) -> CatalogueEntry:
         sandbox=tuple(sandbox),
         settings=tuple(settings),
         secrets=tuple(secrets),
+        imports=tuple(imports),
         folder=path.parent,
     )
-    for table_name in ("daemons", "config_files", "ports", "settings", "secrets"):
+    for table_name in (
+        "daemons",
+        "config_files",
+        "ports",
+        "settings",
+        "secrets",
+        "imports",
+    ):
         top.seen.add(table_name)
     top.seen.update({"health", "client", "hardening"})
     top.done()

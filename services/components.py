@@ -27,11 +27,11 @@ from typing import Protocol
 from django.template import Context, Engine
 from django.utils.translation import gettext as _
 
-from portal.host.builders import nft
+from portal.host.builders import kiwix, nft
 from portal.host.builders import supervisor as supervisor_builders
 from portal.host.commands import Command
 
-from .catalogue import CatalogueEntry, ConfigFile
+from .catalogue import CatalogueEntry, ConfigFile, Import
 from .context import ServiceContext, expand
 from .health import HealthResult, check_health, wait_healthy
 from .supervisors import Supervisor
@@ -185,6 +185,7 @@ def template_context(context: ServiceContext, config: ConfigFile) -> dict:
                 "log_dir",
                 "tls_cert",
                 "tls_key",
+                "tls_pem",
             )
         },
         "listen": {
@@ -207,7 +208,9 @@ def template_context(context: ServiceContext, config: ConfigFile) -> dict:
 def render_config(context: ServiceContext, config: ConfigFile) -> str:
     """One config file's text; :class:`SettingRefused` if a value cannot go in."""
     template = template_engine(context.entry).get_template(config.template)
-    return template.render(Context(template_context(context, config)))
+    # The Context decides escaping, not the Engine: without autoescape=False
+    # here, a quoted Lua or ini value would arrive as &quot;...&quot;.
+    return template.render(Context(template_context(context, config), autoescape=False))
 
 
 def checker_command(
@@ -218,6 +221,16 @@ def checker_command(
         *(expand(arg, context, {"path": real_path}) for arg in config.check[1:]),
     )
     return Command(argv, check=False, timeout=60.0)
+
+
+def node_tls_source() -> tuple[Path, Path]:
+    """The node's own certificate and key (made by ``portal_init``)."""
+    from django.conf import settings
+
+    from portal.tls import CERT_NAME, KEY_NAME
+
+    folder = Path(settings.PORTAL.state_dir) / "tls"
+    return folder / CERT_NAME, folder / KEY_NAME
 
 
 class ConfigFilesComponent:
@@ -252,19 +265,26 @@ class ConfigFilesComponent:
             _chown(folder, owner, gid)
 
     def _tls(self, context: ServiceContext) -> None:
-        from django.conf import settings
+        """Copies of the node's certificate the service's user can read.
 
-        folder = Path(settings.PORTAL.state_dir) / "tls"
+        Certificate and key separately (root, group = the service's group,
+        0640), and both in one PEM for programs that read them together
+        (Icecast): that one owned by the service's user, 0600, since some
+        programs refuse a key file others can read.
+        """
+        cert_file, key_file = node_tls_source()
+        if not (cert_file.is_file() and key_file.is_file()):
+            return
+        cert, key = cert_file.read_bytes(), key_file.read_bytes()
         ids = _ids(context.entry)
-        for source, name in (("portal.crt", "tls_cert"), ("portal.key", "tls_key")):
-            data = (
-                (folder / source).read_bytes() if (folder / source).exists() else None
-            )
-            if data is None:
-                continue
+        for name, data in (("tls_cert", cert), ("tls_key", key)):
             context.host.files.write(context.node_path(name), data, mode=0o640)
             if ids:
                 _chown(Path(context.real(name)), 0, ids[1])
+        combined = cert.rstrip(b"\n") + b"\n" + key
+        context.host.files.write(context.node_path("tls_pem"), combined, mode=0o600)
+        if ids:
+            _chown(Path(context.real("tls_pem")), *ids)
 
     def on(self, context: ServiceContext) -> None:
         entry = context.entry
@@ -365,11 +385,112 @@ class DataSeedComponent:
         return Finding(self.name, True, _("Data folder ready."))
 
 
+# -- imports from an operator folder -----------------------------------------------
+
+IMPORT_TOOLS = {"kiwix-manage": kiwix.add_book}
+
+
+def import_files(folder: Path, suffix: str) -> list[Path]:
+    """Regular files directly in ``folder`` ending in ``suffix``, sorted."""
+    try:
+        found = [
+            path
+            for path in folder.iterdir()
+            if path.name.endswith(suffix) and path.is_file()
+        ]
+    except OSError:
+        return []
+    return sorted(found)
+
+
+class ImportsComponent:
+    """Rebuilds an index from the operator's folder before each start.
+
+    The index is built beside the live one and renamed over it, so the
+    daemon (kiwix-serve watches its library) never reads half a file. A
+    file the tool refuses is skipped and named in the job log; the seed's
+    copy of the index is the starting point, so the bundled book stays.
+    """
+
+    name = "imports"
+
+    def setup(self, context: ServiceContext) -> None:
+        """Folders are made by the config component."""
+
+    def on(self, context: ServiceContext) -> None:
+        for item in context.entry.imports:
+            self._rebuild(context, item)
+
+    def _rebuild(self, context: ServiceContext, item: Import) -> None:
+        entry = context.entry
+        folder_value = context.settings.get(item.setting)
+        files: list[Path] = []
+        if folder_value:
+            folder = Path(str(folder_value))
+            if not folder.is_dir():
+                raise ServiceProblem(
+                    _("The folder %(folder)s does not exist on this computer.")
+                    % {"folder": folder}
+                )
+            files = import_files(folder, item.suffix)
+        node_index = expand_node_path(context, item.index)
+        name = node_index.rsplit("/", 1)[1]
+        building = f"{node_index}.new.xml" if name.endswith(".xml") else node_index
+        seed_copy = entry.seed_dir / name
+        context.host.files.remove(building)
+        if entry.seed and seed_copy.is_file():
+            context.host.files.write(building, seed_copy.read_bytes(), mode=0o640)
+        real_building = context.real_path(building)
+        refused: list[str] = []
+        for path in files:
+            result = context.host.runner.run(
+                IMPORT_TOOLS[item.tool](library=real_building, zim=str(path))
+            )
+            if not result.ok:
+                refused.append(path.name)
+        if refused:
+            from portal.jobqueue.log import note
+
+            note(
+                _("Not added (the file could not be read): %(files)s")
+                % {"files": ", ".join(refused)}
+            )
+        real = Path(real_building)
+        if not real.exists():
+            # Nothing to list (no seed copy, no file): the index stays as is.
+            return
+        os.chmod(real, 0o640)
+        ids = _ids(entry)
+        if ids:
+            _chown(real, *ids)
+        os.replace(real, context.real_path(node_index))
+
+    def off(self, context: ServiceContext) -> None:
+        """The index stays; the next start rebuilds it."""
+
+    def diagnose(self, context: ServiceContext) -> Finding:
+        for item in context.entry.imports:
+            folder_value = context.settings.get(item.setting)
+            if folder_value and not Path(str(folder_value)).is_dir():
+                return Finding(
+                    self.name,
+                    False,
+                    _("The folder %(folder)s does not exist on this computer.")
+                    % {"folder": folder_value},
+                )
+        return Finding(self.name, True, _("Imported files listed."))
+
+
 # -- firewall --------------------------------------------------------------------
 
 
 def firewall_table(entry: CatalogueEntry) -> str:
     return "byz_svc_" + entry.id.replace("-", "_")
+
+
+def listening_ports(entry: CatalogueEntry) -> list:
+    """The entry's ports it listens on itself (not those naming another's)."""
+    return [port for port in entry.ports if port.listens]
 
 
 def render_firewall(context: ServiceContext) -> str:
@@ -389,7 +510,7 @@ def render_firewall(context: ServiceContext) -> str:
         "    type filter hook input priority filter - 5; policy accept;",
         '    iifname "lo" accept',
     ]
-    for port in entry.ports:
+    for port in listening_ports(entry):
         if context.on_uplink:
             break
         allowed: list[str] = []
@@ -417,7 +538,7 @@ class FirewallPortsComponent:
         """Nothing beyond on()."""
 
     def on(self, context: ServiceContext) -> None:
-        if not context.entry.ports:
+        if not listening_ports(context.entry):
             return
         path = self.rules_path(context)
         context.host.files.write(path, render_firewall(context), mode=0o640)
@@ -426,7 +547,7 @@ class FirewallPortsComponent:
         context.host.runner.run(nft.apply_file(real))
 
     def off(self, context: ServiceContext) -> None:
-        if not context.entry.ports:
+        if not listening_ports(context.entry):
             return
         context.host.runner.run(
             nft.delete_table(firewall_table(context.entry), missing_ok=True)
@@ -573,6 +694,7 @@ def service_components(supervisor: Supervisor) -> list[Component]:
         PackagesComponent(),
         ConfigFilesComponent(),
         DataSeedComponent(),
+        ImportsComponent(),
         FirewallPortsComponent(),
         DaemonComponent(supervisor),
         HealthCheckComponent(supervisor),

@@ -67,6 +67,7 @@ class ServiceContext:
             "log_dir": entry.log_dir,
             "tls_cert": f"{entry.config_dir}/tls/cert.pem",
             "tls_key": f"{entry.config_dir}/tls/key.pem",
+            "tls_pem": f"{entry.config_dir}/tls/cert-and-key.pem",
         }[name]
 
     def real(self, name: str) -> str:
@@ -90,6 +91,7 @@ class ServiceContext:
             "log_dir",
             "tls_cert",
             "tls_key",
+            "tls_pem",
         ):
             return self.real(name)
         if name == "client_address":

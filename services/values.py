@@ -225,6 +225,8 @@ def _php(text: str) -> str:
 
 
 def _ini(text: str) -> str:
+    """A generic ini value: bare, so nothing that any ini reader treats
+    specially (comments, quotes, escapes, sections, key separators)."""
     if text != text.strip() or any(char in text for char in ";#\"'\\=[]"):
         raise SettingRefused(
             _(
@@ -234,6 +236,43 @@ def _ini(text: str) -> str:
             )
         )
     return text
+
+
+def _ngircd(text: str) -> str:
+    """ngircd.conf: the value is the rest of the line after the first ``=``.
+
+    ngircd treats ``#`` and ``;`` as comments only at the start of a line
+    and strips blanks around the value, so anything printable fits except
+    leading or trailing blanks (a channel ``#mesh``, a topic with ``;``).
+    """
+    if text != text.strip():
+        raise SettingRefused(
+            _(
+                "This value cannot be written to the service's config: it may "
+                "not start or end with a space."
+            )
+        )
+    return text
+
+
+def _qtini(text: str) -> str:
+    """A Qt ``QSettings`` ini value (murmurd), complete with its quotes.
+
+    Inside double quotes ``;``, ``#``, ``,`` and ``=`` are plain text; ``"``
+    would end the value and ``\\`` starts an escape, so both are refused. A
+    value starting with ``@`` is a typed value to Qt (``@ByteArray(...)``):
+    Qt's own writer doubles the ``@``, and so do we.
+    """
+    if '"' in text or "\\" in text:
+        raise SettingRefused(
+            _(
+                "This value cannot be written to the service's config: it may "
+                "not hold double quotes or backslashes."
+            )
+        )
+    if text.startswith("@"):
+        text = "@" + text
+    return f'"{text}"'
 
 
 def _words(text: str) -> str:
@@ -247,18 +286,55 @@ def _words(text: str) -> str:
     return text
 
 
+class RenderedBool(str):
+    """A boolean setting as its format's text that is still true or false.
+
+    ``{{ settings.registration }}`` renders ``true``/``false`` (Lua, JSON
+    ...) while ``{% if settings.registration %}`` tests the boolean itself,
+    not the non-empty text "false" (which would always be true).
+    """
+
+    value: bool
+
+    def __new__(cls, value: bool, text: str) -> RenderedBool:
+        made = super().__new__(cls, text)
+        made.value = bool(value)
+        return made
+
+    def __bool__(self) -> bool:
+        return self.value
+
+
+_BOOLEAN_TEXT = {
+    "lua": ("true", "false"),
+    "json": ("true", "false"),
+    "yaml": ("true", "false"),
+    "toml": ("true", "false"),
+    "php": ("true", "false"),
+    "xml": ("1", "0"),
+    "ini": ("true", "false"),
+    "qtini": ("true", "false"),
+    "ngircd": ("yes", "no"),
+    "words": ("on", "off"),
+}
+
+
 def quote(value: Any, format_name: str) -> str:
-    """``value`` as text for one config format, or :class:`SettingRefused`."""
+    """``value`` as text for one config format, or :class:`SettingRefused`.
+
+    A boolean becomes a :class:`RenderedBool`: the format's own words for
+    true and false, with the boolean's truth in templates.
+    """
     if value is None:
         value = ""
     if isinstance(value, bool):
-        text = "true" if value else "false"
-        if format_name in ("json", "yaml", "toml", "lua", "php"):
-            return text
-    elif isinstance(value, int):
+        if format_name not in _BOOLEAN_TEXT:
+            raise SettingRefused(f"unknown format {format_name}")
+        yes, no = _BOOLEAN_TEXT[format_name]
+        return RenderedBool(value, yes if value else no)
+    if isinstance(value, int):
         return str(value)
-    else:
-        text = str(value)
+    text = str(value)
     if _CONTROL.search(text):
         raise SettingRefused(_("A value holds a line break or control character."))
     if format_name == "lua":
@@ -271,6 +347,10 @@ def quote(value: Any, format_name: str) -> str:
         return _php(text)
     if format_name == "ini":
         return _ini(text) if text else ""
+    if format_name == "ngircd":
+        return _ngircd(text)
+    if format_name == "qtini":
+        return _qtini(text)
     if format_name == "words":
         return _words(text) if text else ""
     raise SettingRefused(f"unknown format {format_name}")
