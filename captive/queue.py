@@ -1,21 +1,20 @@
-"""The captive lane: captive jobs skip the queue of long host changes.
+"""The captive lane's queue: captive jobs skip the queue of long host changes.
 
 Tapping Continue must open the phone's access within 200 ms (DESIGN, "Speed
 where it matters"), but the one privileged worker may be busy for a minute
 with a mesh apply. So every ``captive.*`` job is queued twice when its row
 commits: on the ``privileged`` queue as usual (:func:`enqueue_job`) *and* on
-the ``captive`` queue, which has its own worker (``runnode`` starts
-``rqworker captive``, RQ's ``SimpleWorker`` through
-:class:`portal.jobqueue.rq.PortalWorker`: no fork per job, it blocks on
-Redis and wakes the moment a job arrives). Whichever worker takes the job
-first claims its row with one conditional UPDATE (see
+the ``captive`` queue, whose Redis list the captive lane (a thread of the
+same worker process, :mod:`captive.lane`) blocks on. Whichever takes the
+job first claims its row with one conditional UPDATE (see
 :mod:`portal.jobqueue.execution`); the other finds it claimed and does
-nothing. Without the captive worker (an old run command, a crashed one)
-captive jobs still run, on the privileged worker, only later.
+nothing. Without the lane (a crashed thread, Redis briefly gone) captive
+jobs still run, on the privileged worker's main loop, only later.
 
-Two workers may thus run captive jobs at the same time (a tap on the captive
-worker while the privileged one rebuilds the table), so each job holds
-:func:`firewall_lock` (an ``flock`` on a file of the run folder) around its
+The lane and the main loop may thus run captive jobs at the same time (a
+tap on the lane while the main loop rebuilds the table), so each job holds
+:func:`firewall_lock` (an ``flock`` on a file of the run folder, opened per
+call, so it serialises threads as well as processes) around its
 read-modify-write of the nft table.
 """
 

@@ -227,6 +227,23 @@ class PortalWorker(SimpleWorker):
         self.push_stranded_jobs(grace=timedelta(0))
         self._last_sweep = timezone.now()
         self.portal_tick()
+        self.start_side_lanes()
+
+    def start_side_lanes(self) -> None:
+        """Threads of this process that run urgent kinds beside the main
+        loop: the captive lane (``captive.lane``), so a phone's tap is not
+        stuck behind a long host change, without a second worker process.
+        Started after the recovery above, which would otherwise take a job
+        the lane is running for one whose worker died."""
+        from django.apps import apps
+
+        from .queue import QUEUE_NAME
+
+        if QUEUE_NAME not in self.queue_names() or not apps.is_installed("captive"):
+            return
+        from captive.lane import start_lane
+
+        self.side_lanes = [start_lane(self.connection)]
 
     def execute_job(self, job: RQJob, queue: Any) -> None:
         close_old_connections()

@@ -8,8 +8,8 @@ really answers before starting the next:
 2. the lab (``manage.py lab up``) when ``host_mode`` is ``lab``: node ``n1``
    is the node this portal manages, meshed with its neighbours;
 3. the RQ worker with its scheduler, as root: the only process that changes
-   the system; and a second one on the ``captive`` queue only, so a phone's
-   tap on Continue is not stuck behind a long mesh apply (``captive.queue``);
+   the system (its captive lane, a thread of the same process, runs a
+   phone's tap on Continue beside a long mesh apply: ``captive.lane``);
 4. gunicorn (``portal.wsgi``) on a Unix socket, as the unprivileged web user;
 5. nginx on the HTTP and HTTPS ports, from ``deploy/nginx.conf.tmpl``;
 6. in ``lab`` host mode, a second nginx *inside* the lab node the portal
@@ -76,7 +76,6 @@ REDIS_USER = "redis"
 NGINX_WORKER_USER = "www-data"
 REDIS_MAXMEMORY = "32mb"
 QUEUE_NAME = "privileged"
-CAPTIVE_QUEUE_NAME = "captive"
 
 # How long each piece may take to answer before start-up gives up.
 REDIS_READY_SECONDS = 15.0
@@ -181,10 +180,6 @@ class Layout:
         return self.run_dir / "worker.pid"
 
     @property
-    def captive_worker_pid(self) -> Path:
-        return self.run_dir / "captive-worker.pid"
-
-    @property
     def web_dir(self) -> Path:
         return self.run_dir / "web"
 
@@ -234,8 +229,6 @@ class Layout:
         return {
             "redis-server": self.redis_pid,
             "rqworker": self.worker_pid,
-            # Its command line names its own pid file.
-            "captive-worker.pid": self.captive_worker_pid,
             "gunicorn": self.web_pid,
             "nginx": self.nginx_pid,
             # Its command line names its prefix folder, .../nginx-lab/.
@@ -957,25 +950,6 @@ class Supervisor:
             WORKER_READY_SECONDS,
         )
 
-    def start_captive_worker(self) -> None:
-        """The captive lane's own worker (see ``captive.queue``): taps are
-        not stuck behind a long host change on the privileged queue."""
-        argv = _manage_argv(
-            "rqworker", CAPTIVE_QUEUE_NAME, "--pid", str(self.layout.captive_worker_pid)
-        )
-        child = self._spawn(
-            "rq worker (captive)",
-            argv,
-            self.accounts.worker,
-            home=self.layout.state_dir,
-            stop_timeout=10,
-        )
-        self._wait_until(
-            _("the captive RQ worker"),
-            lambda: self._worker_registered(child.process.pid, CAPTIVE_QUEUE_NAME),
-            WORKER_READY_SECONDS,
-        )
-
     def start_web(self) -> None:
         python, python_env = self.web_interpreter()
         argv = [
@@ -1150,7 +1124,6 @@ class Supervisor:
         if self.with_lab:
             self.start_lab()
         self.start_worker()
-        self.start_captive_worker()
         self.start_web()
         self.start_nginx()
         if self.with_lab:
