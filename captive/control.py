@@ -21,7 +21,9 @@ from datetime import timedelta
 from typing import Any
 
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
+from portal.host.errors import InvalidValue
 from portal.host.node import Host
 from portal.jobqueue.errors import JobFailed
 from portal.jobqueue.log import note
@@ -52,8 +54,10 @@ def firewall_config() -> FirewallConfig | None:
     port = held_port()
     if port == 80:
         raise JobFailed(
-            "The portal's held port is 80, the port of the node's own pages: "
-            "set CAPTIVE_HELD_PORT (or http_port) to another port."
+            _(
+                "The portal's held port is 80, the port of the node's own "
+                "pages: set CAPTIVE_HELD_PORT (or http_port) to another port."
+            )
         )
     return FirewallConfig(
         interfaces=names,
@@ -101,8 +105,9 @@ def apply_portal(host: Host) -> dict[str, Any]:
         if config is None:
             removed = firewall_ops.disable(host)
             _end(_live(), EndReason.LOST)
-            note("The captive portal is off: its table is removed.")
-            return {"enabled": False, "removed": removed}
+            note(_("The captive portal is off: its table is removed."))
+            dns = refresh_node_dns(host)
+            return {"enabled": False, "removed": removed, "dnsmasq": dns}
         carried = firewall_ops.enable(host, config, keep_clients=True)
         state = firewall_ops.read_state(host) if host.mode != "dry-run" else None
         restored = _restore_sessions(host, config, state, row.restore_after_restart)
@@ -110,11 +115,40 @@ def apply_portal(host: Host) -> dict[str, Any]:
         if any(lists.values()):
             firewall_ops.update_mac_lists(host, config, **lists)
     note(
-        f"Portal on for {', '.join(config.interfaces)}; "
-        f"{len(carried.sessions) if carried else 0} client(s) carried over, "
-        f"{restored} restored."
+        _(
+            "Portal on for %(interfaces)s; %(carried)s client(s) carried over, "
+            "%(restored)s restored."
+        )
+        % {
+            "interfaces": ", ".join(config.interfaces),
+            "carried": len(carried.sessions) if carried else 0,
+            "restored": restored,
+        }
     )
-    return {"enabled": True, "restored": restored}
+    dns = refresh_node_dns(host)
+    return {"enabled": True, "restored": restored, "dnsmasq": dns}
+
+
+def refresh_node_dns(host: Host) -> str:
+    """Re-render the node's dnsmasq from the mesh settings, so DHCP option
+    114 and the probe hosts file follow the portal (the mesh app owns
+    dnsmasq; :func:`meshnet.apply.refresh_dnsmasq` is its narrow door)."""
+    from meshnet.apply import MeshApplyError, refresh_dnsmasq
+    from meshnet.jobs_routing import upstream_dns_servers
+    from meshnet.state import MeshState
+
+    try:
+        outcome = refresh_dnsmasq(
+            host, MeshState.from_db(), upstream_servers=upstream_dns_servers()
+        )
+    except (InvalidValue, MeshApplyError) as error:
+        raise JobFailed(
+            _("The node's DHCP and DNS could not follow the portal: %(reason)s")
+            % {"reason": error}
+        ) from error
+    if outcome in ("started", "restarted"):
+        note(_("dnsmasq now follows the portal (DHCP option 114, probe hosts)."))
+    return outcome
 
 
 def _restore_sessions(
@@ -160,14 +194,14 @@ def authorise_client(host: Host, session_id: int) -> dict[str, Any]:
     config = firewall_config()
     if config is None:
         _end(ClientSession.objects.filter(pk=session.pk), EndReason.LOST)
-        raise JobFailed("The captive portal is off: there is nobody to let through.")
+        raise JobFailed(_("The captive portal is off: there is nobody to let through."))
     mac = node_ops.mac_of(host, session.ip)
     if mac is None:
         _end(ClientSession.objects.filter(pk=session.pk), EndReason.LOST)
-        raise JobFailed(f"No phone answers at {session.ip} any more.")
+        raise JobFailed(_("No phone answers at %(ip)s any more.") % {"ip": session.ip})
     if MacRule.objects.filter(mac=mac, kind=MacRuleKind.BLOCKED).exists():
         _end(ClientSession.objects.filter(pk=session.pk), EndReason.BLOCKED)
-        raise JobFailed(f"{mac} is blocked by the operator.")
+        raise JobFailed(_("%(mac)s is blocked by the operator.") % {"mac": mac})
     left = max(1, int((session.expires_at - timezone.now()).total_seconds()))
     # Another phone that had this address before is let go first: the
     # download counter is keyed by the address.
@@ -245,7 +279,7 @@ def sync_clients(host: Host) -> dict[str, Any]:
         return {"enabled": False}
     state = firewall_ops.read_state(host)
     if state is None:
-        note("The portal's table was missing (a restart?): installing it again.")
+        note(_("The portal's table was missing (a restart?): installing it again."))
         return apply_portal(host)
     now = timezone.now()
     # A tap whose job never ran (no worker) is forgotten after a minute.

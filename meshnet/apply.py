@@ -171,10 +171,8 @@ def apply_mesh(
         _apply_links(host, state, interfaces, report)
         _apply_addresses(host, wanted, interfaces, report)
         _apply_sysctls(host, state, report)
-        if want_dnsmasq and not host.files.exists(dnsmasq_config.MESH_HOSTS):
-            # The directory writes the real list; until then dnsmasq gets an
-            # empty one rather than an error line in its log.
-            host.files.write(dnsmasq_config.MESH_HOSTS, "# no mesh names yet\n")
+        if want_dnsmasq:
+            _ensure_hosts_files(host, state)
         report.dnsmasq = _apply_daemon(host, DNSMASQ, dnsmasq_text, report)
         report.babeld = _apply_daemon(host, BABELD, babel_text, report)
     except CommandFailed as error:
@@ -182,6 +180,48 @@ def apply_mesh(
             _("Applying the mesh settings failed: %(reason)s") % {"reason": error}
         ) from error
     return report
+
+
+def _ensure_hosts_files(host: Host, state: MeshState) -> None:
+    """The directory (and the captive app) write the real lists; until then
+    dnsmasq gets empty ones rather than an error line in its log."""
+    if not host.files.exists(dnsmasq_config.MESH_HOSTS):
+        host.files.write(dnsmasq_config.MESH_HOSTS, "# no mesh names yet\n")
+    probe_hosts = dnsmasq_config.CAPTIVE_PROBE_HOSTS
+    if state.captive_portal_api and not host.files.exists(probe_hosts):
+        host.files.write(probe_hosts, "# no probe hosts yet\n", mode=0o644)
+
+
+def refresh_dnsmasq(
+    host: Host,
+    state: MeshState,
+    *,
+    tuning: Tuning | None = None,
+    upstream_servers: Sequence[str] = (),
+) -> str:
+    """Re-render dnsmasq alone (checked, restarted only on a change).
+
+    For other apps whose data dnsmasq carries: the captive app calls it when
+    its portal goes on or off, so DHCP option 114 and the probe hosts file
+    appear or disappear, without touching links, addresses or babeld.
+    Nothing happens when ``state`` wants no dnsmasq (that is
+    :func:`apply_mesh`'s business). Returns what happened to dnsmasq.
+    """
+    if not dnsmasq_config.dnsmasq_wanted(state):
+        return "not wanted"
+    tuning = tuning or tuning_for(host)
+    text = dnsmasq_config.render(
+        state, host.files, tuning.dhcp, upstream_servers=upstream_servers
+    )
+    report = ApplyReport()
+    try:
+        _ensure_hosts_files(host, state)
+        return _apply_daemon(host, DNSMASQ, text, report)
+    except CommandFailed as error:
+        raise MeshApplyError(
+            _("Applying the DHCP and DNS settings failed: %(reason)s")
+            % {"reason": error}
+        ) from error
 
 
 # -- batman-adv -----------------------------------------------------------

@@ -16,7 +16,11 @@ dnsmasq serves the node's clients:
   none. The gateway app passes its upstreams as ``upstream_servers``, the
   one hook for them;
 - DHCP option 114 (RFC 8910, the captive portal API URI) when
-  ``state.captive_portal_api`` is set by the captive app.
+  ``state.captive_portal_api`` is set by the captive app, that is when its
+  portal is on; then also a second ``addn-hosts``, the captive app's probe
+  hosts file (:data:`CAPTIVE_PROBE_HOSTS`): on a node without uplink it
+  answers the operating systems' connectivity-probe hosts with the node
+  itself (see :mod:`captive.probes`), and it is re-read on SIGHUP.
 
 Every rendered file is checked with ``dnsmasq --test`` before it is used.
 """
@@ -30,6 +34,7 @@ from dataclasses import dataclass
 
 from django.utils.translation import gettext as _
 
+from captive.probes import HOSTS_FILE as CAPTIVE_PROBE_HOSTS
 from portal.host import validate
 from portal.host.errors import InvalidValue
 from portal.host.files import FileStore
@@ -161,6 +166,8 @@ def render(
         f"local=/{domain}/",
         f"addn-hosts={_real(files, MESH_HOSTS)}",
     ]
+    if state.captive_portal_api:
+        lines.append(f"addn-hosts={_real(files, CAPTIVE_PROBE_HOSTS)}")
     lines += [f"server={server}" for server in upstreams]
     lines += [
         f"dhcp-range={first},{last},{network.netmask},{lease}",

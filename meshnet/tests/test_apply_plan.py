@@ -252,3 +252,31 @@ def test_batman_adv_without_its_kernel_module_is_a_clear_error(tmp_path, monkeyp
     with pytest.raises(MeshApplyError, match="batman-adv kernel module is missing"):
         apply_mesh(host, _state(protocol="batman-adv"))
     assert not any(argv[0] in ("babeld", "dnsmasq") for argv in host.runner.argvs)
+
+
+def test_refresh_dnsmasq_renders_checks_and_restarts_dnsmasq_alone(tmp_path):
+    from meshnet.apply import refresh_dnsmasq
+
+    host = _host(tmp_path, FRESH_LINKS, FRESH_SYSCTLS)
+    api = "http://10.42.7.1:8081/captive/api"
+    outcome = refresh_dnsmasq(host, _state(captive_portal_api=api), tuning=LAB_TUNING)
+    root = str(tmp_path)
+    assert outcome == "started"
+    assert _changes(host.runner) == [
+        ("dnsmasq", "--test", f"--conf-file={root}/run/byzantium/dnsmasq-check.conf"),
+        ("dnsmasq", f"--conf-file={root}/etc/byzantium/dnsmasq.conf"),
+    ]
+    dns = (tmp_path / "etc/byzantium/dnsmasq.conf").read_text()
+    assert f'dhcp-option=114,"{api}"' in dns
+    assert f"addn-hosts={root}/etc/byzantium/captive-probe-hosts" in dns
+    # dnsmasq gets an (empty) probe hosts file rather than an error.
+    assert (tmp_path / "etc/byzantium/captive-probe-hosts").exists()
+    assert (tmp_path / "etc/byzantium/mesh-hosts").exists()
+
+
+def test_refresh_dnsmasq_without_a_client_subnet_touches_nothing(tmp_path):
+    from meshnet.apply import refresh_dnsmasq
+
+    host = _host(tmp_path, FRESH_LINKS)
+    assert refresh_dnsmasq(host, _state(client_subnet="")) == "not wanted"
+    assert host.runner.argvs == []

@@ -152,3 +152,13 @@ def test_dnsmasq_accepts_every_rendered_config(changes, kwargs, tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert "syntax check OK" in result.stderr + result.stdout
+
+
+def test_the_captive_probe_hosts_file_is_read_only_while_the_portal_is_on():
+    hosts = "addn-hosts=/var/lib/byz/lab/byz/n2/root/etc/byzantium/captive-probe-hosts"
+    assert hosts not in _lines(dnsmasq_config.render(_state(), ROOT))
+    text = dnsmasq_config.render(
+        _state(captive_portal_api="http://10.42.8.1:8081/captive/api"), ROOT
+    )
+    assert hosts in _lines(text)
+    assert dnsmasq_config.CAPTIVE_PROBE_HOSTS == "/etc/byzantium/captive-probe-hosts"
