@@ -205,6 +205,25 @@ def test_topology_svg_is_well_formed_escaped_and_script_free(operator) -> None:
     assert len(list(root.iter(f"{ns}line"))) == 2
 
 
+@pytest.mark.parametrize("language", ["ar", "fr", "es"])
+def test_topology_coordinates_are_plain_numbers_in_every_language(
+    operator, language
+) -> None:
+    # Arabic, French and Spanish write 12,5 for 12.5: coordinates must not
+    # follow the page's language, or the map is drawn in a corner.
+    _snapshot()
+    _entry("10.5.0.3", "charlie")
+    response = operator.get("/mesh/status/topology.svg", HTTP_ACCEPT_LANGUAGE=language)
+    root = ET.fromstring(response.content)
+    ns = "{http://www.w3.org/2000/svg}"
+    for circle in root.iter(f"{ns}circle"):
+        float(circle.get("cx"))
+        float(circle.get("cy"))
+    for line in root.iter(f"{ns}line"):
+        for attribute in ("x1", "y1", "x2", "y2"):
+            float(line.get(attribute))
+
+
 def test_topology_places_remote_nodes_behind_their_first_hop() -> None:
     names = DirectoryNames(by_address={"10.5.0.2": "bravo", "10.5.0.3": "charlie"})
     topology = build_topology(_babel(), names, own_name="alpha")

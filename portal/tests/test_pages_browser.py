@@ -287,3 +287,49 @@ def test_lockout_page_in_a_browser(browser, live_server, https_side):
     admin.assert_fits()
     admin.shot("locked-out")
     admin.close()
+
+
+OPERATOR_PAGES = (
+    ("/mesh/status/", "mesh-status"),
+    ("/mesh/directory/", "mesh-directory"),
+    ("/mesh/interfaces/", "mesh-interfaces"),
+    ("/mesh/addresses/", "mesh-addresses"),
+    ("/mesh/changes/", "mesh-changes"),
+    ("/services/", "services"),
+    ("/captive-portal/", "captive-operator"),
+)
+
+
+@pytest.mark.parametrize("viewport", [PHONE, DESKTOP], ids=["phone", "desktop"])
+@pytest.mark.parametrize("lang", ["en", "ar"])
+def test_every_operator_page_fits_and_renders(
+    browser, live_server, https_side, viewport, lang
+):
+    """Each operator page of every app answers, fits the screen, and is
+    mirrored in Arabic; the screenshots are there to be looked at."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from meshnet.models import DirectoryEntry
+
+    _set_up_node_with_data()
+    DirectoryEntry.objects.create(
+        address="10.213.0.2",
+        name="bravo",
+        client_subnet="10.213.2.0/24",
+        last_seen=timezone.now(),
+        expires=timezone.now() + timedelta(minutes=2),
+    )
+    admin = Session(browser, viewport=viewport, admin=True, lang=lang)
+    _log_in(admin, live_server.url)
+    for path, name in OPERATOR_PAGES:
+        response = admin.page.goto(live_server.url + path)
+        assert response is not None and response.status == 200, path
+        assert admin.page.locator("html").get_attribute("dir") == (
+            "rtl" if lang == "ar" else "ltr"
+        )
+        assert admin.page.inner_text("main").strip(), path
+        admin.shot(f"{name}-{lang}")
+        admin.assert_fits()
+    admin.close()
