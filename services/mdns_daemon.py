@@ -17,8 +17,8 @@ broken portal setting cannot stop it.
 Decisions:
 
 - Bound to the node's client address only. Every socket is tied to the
-  interface that holds that address (``SO_BINDTODEVICE``, allowed to an
-  unprivileged process since Linux 5.7) and receives multicast only for
+  interface that holds that address (``SO_BINDTODEVICE``, set as root
+  before the process drops to ``nobody``) and receives multicast only for
   the group it joined there (``IP_MULTICAST_ALL`` off), so a query from the
   uplink or the mesh is never heard and never answered, even when some
   other program joined the mDNS group on those interfaces. If the address
@@ -76,6 +76,7 @@ DEFAULT_POLL_SECONDS = 5.0
 _SO_BINDTODEVICE = getattr(socket, "SO_BINDTODEVICE", 25)
 _IP_MULTICAST_ALL = getattr(socket, "IP_MULTICAST_ALL", 49)
 _PR_SET_NAME = 15
+_PR_SET_NO_NEW_PRIVS = 38
 
 
 class RecordRefused(ValueError):
@@ -278,16 +279,52 @@ def confine_sockets(sockets: list[socket.socket], interface: str) -> None:
             sock.setsockopt(socket.IPPROTO_IP, _IP_MULTICAST_ALL, 0)
 
 
+def drop_privileges(user: str, group: str) -> None:
+    """Become ``user:group`` for good, once the sockets are bound and tied.
+
+    The responder is started as root and drops here rather than being
+    started as ``nobody``: tying a socket to a device is then possible on
+    any kernel, and the interpreter may live where only root can run it (a
+    developer's pyenv). Nothing is imported lazily after this point.
+    """
+    if os.geteuid() != 0:
+        return
+    import grp
+    import pwd
+
+    uid = pwd.getpwnam(user).pw_uid
+    gid = grp.getgrnam(group).gr_gid
+    if uid == 0 or gid == 0:
+        raise OSError(f"refusing to keep running as {user}:{group}")
+    os.setgroups([])
+    os.setgid(gid)
+    os.setuid(uid)
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
+    except (OSError, AttributeError):  # pragma: no cover - not Linux
+        pass
+
+
 class Responder:
     """Keeps the published services equal to the folder's valid records."""
 
     def __init__(
-        self, *, folder: Path, address: str, interface: str, node_name: str
+        self,
+        *,
+        folder: Path,
+        address: str,
+        interface: str,
+        node_name: str,
+        user: str = "nobody",
+        group: str = "nogroup",
     ) -> None:
         self.folder = folder
         self.address = address
         self.interface = interface
         self.server = host_name(node_name)
+        self.user = user
+        self.group = group
         self.published: dict[str, tuple[Record, object]] = {}
         self.signature: tuple | None = None
         self.zeroconf = None
@@ -304,6 +341,10 @@ class Responder:
         if engine._listen_socket is None or not engine._respond_sockets:  # noqa: SLF001
             raise OSError(f"cannot listen for mDNS on {self.address}")
         confine_sockets([s for s in sockets if s is not None], self.interface)
+        # Build one service description now, so every module it needs is
+        # imported before the interpreter's folders may become unreadable.
+        self._info(Record(id="probe", name="probe", type="_http._tcp", port=1))
+        drop_privileges(self.user, self.group)
 
     def _info(self, record: Record):
         from zeroconf import ServiceInfo
@@ -330,7 +371,7 @@ class Responder:
             for record_id, (record, info) in self.published.items()
             if wanted.get(record_id) != record
         ]
-        for record_id, info in withdrawn:
+        for record_id, _info in withdrawn:
             del self.published[record_id]
             log.info("withdrawing %s", record_id)
         await asyncio.gather(
@@ -416,6 +457,8 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--address", required=True)
     parser.add_argument("--node-name", required=True)
     parser.add_argument("--poll", type=float, default=DEFAULT_POLL_SECONDS)
+    parser.add_argument("--user", default="nobody")
+    parser.add_argument("--group", default="nogroup")
     return parser.parse_args(argv)
 
 
@@ -438,6 +481,8 @@ def main(argv: list[str] | None = None) -> int:
         address=arguments.address,
         interface=interface,
         node_name=arguments.node_name,
+        user=arguments.user,
+        group=arguments.group,
     )
     try:
         asyncio.run(serve(responder, max(0.5, arguments.poll)))

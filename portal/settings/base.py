@@ -16,6 +16,10 @@ from portal.config import REPO_DIR, load_config, read_or_create_secret
 BASE_DIR: Path = REPO_DIR
 PORTAL = load_config()
 STATE_DIR: Path = PORTAL.state_dir
+# The portal's own interpreter, by fixed absolute path: the only python the
+# host layer starts as a daemon (the mDNS responder, see
+# portal.host.allowlist.PORTAL_DAEMON_SCRIPTS). Never taken from input.
+PORTAL_PYTHON: Path = BASE_DIR / ".venv" / "bin" / "python"
 
 SECRET_KEY = read_or_create_secret(STATE_DIR / "secret_key")
 DEBUG = False
