@@ -64,14 +64,6 @@ ALLOWED_EXECUTABLES: frozenset[str] = frozenset(
 # standard library. A new entry here is a reviewed change.
 PORTAL_DAEMON_SCRIPTS: frozenset[str] = frozenset({"services/mdns_daemon.py"})
 
-# Python programs of the portal's own tree that the host layer may start as
-# daemons (through start-stop-daemon, already allowed above), as paths
-# relative to the repository. The interpreter is settings.PORTAL_PYTHON, a
-# fixed absolute path; the builders (portal/host/builders/mdns.py) accept
-# only these scripts, run with ``python -P`` so no portal module shadows the
-# standard library. A new entry here is a reviewed change.
-PORTAL_DAEMON_SCRIPTS: frozenset[str] = frozenset({"services/mdns_daemon.py"})
-
 # Longest single argument accepted; generous for nft sets, tight enough that
 # a pasted novel is refused before it reaches a program.
 MAX_ARG_LENGTH = 4096
