@@ -92,6 +92,36 @@ def test_nginx_accepts_the_rendered_configuration(layout: runnode.Layout) -> Non
     assert "test is successful" in result.stderr
 
 
+@pytest.mark.parametrize("lab_node", [False, True])
+def test_nginx_accepts_the_configuration_with_the_captive_held_port(
+    layout: runnode.Layout, lab_node: bool
+) -> None:
+    _make_cert(layout)
+    config = _config(layout, host_mode="lab" if lab_node else "system")
+    accounts = runnode.Accounts.for_config(config)
+    nginx_dir = layout.lab_nginx_dir if lab_node else layout.nginx_dir
+    for folder in (nginx_dir / "tmp", layout.log_dir, layout.static_root):
+        folder.mkdir(parents=True, exist_ok=True)
+    conf = nginx_dir / "nginx.conf"
+    text = runnode.render_nginx_conf(layout, config, accounts, lab_node=lab_node)
+    conf.write_text(text)
+    nginx = shutil.which("nginx", path=runnode.SYSTEM_PATH) or "nginx"
+    result = subprocess.run(
+        [nginx, "-t", "-p", f"{nginx_dir}/", "-e", "stderr", "-c", str(conf)],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr
+    held = text.split("# The captive portal's held port", 1)[1].split("server {", 2)
+    held_block = "server {" + held[1]
+    assert ":8081 default_server;" in held_block
+    assert "keepalive_timeout 0;" in held_block
+    assert "location = /static/hotspot.txt {\n            proxy_pass" in held_block
+    others = text.replace(held_block, "")
+    assert ":8081" not in others
+    assert "keepalive_timeout 0;" not in others
+
+
 def test_nginx_overwrites_the_scheme_and_address_headers(
     layout: runnode.Layout,
 ) -> None:
@@ -120,7 +150,8 @@ def test_nginx_keeps_every_path_under_the_state_folder(
     outside = [
         path
         for path in paths
-        if not path.startswith((str(layout.state_dir), "//")) and path != "/static/"
+        if not path.startswith((str(layout.state_dir), "//"))
+        and path not in ("/static/", "/static/hotspot.txt")
     ]
     assert outside == []
     assert "/etc/nginx" not in directives

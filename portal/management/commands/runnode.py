@@ -335,9 +335,8 @@ def render_nginx_conf(
     if lab_node:
         nginx_dir = layout.lab_nginx_dir
         addresses = ["0.0.0.0", "[::]"]  # noqa: S104 - inside the lab namespace
-        http_ports = sorted(
-            {LAB_NODE_HTTP_PORT, config.http_port, settings.CAPTIVE_HELD_PORT}
-        )
+        http_ports = sorted({LAB_NODE_HTTP_PORT, config.http_port})
+        held_ports = [settings.CAPTIVE_HELD_PORT]
         https_ports = sorted({LAB_NODE_HTTPS_PORT, config.https_port})
         access_log = "nginx-lab-access.log"
     else:
@@ -347,8 +346,9 @@ def render_nginx_conf(
         # sends held phones' HTTP there, and a request on it is known to be
         # held (in the lab it is the lab node's nginx that listens there).
         http_ports = [config.http_port]
+        held_ports = []
         if config.host_mode == "system":
-            http_ports = sorted({config.http_port, settings.CAPTIVE_HELD_PORT})
+            held_ports = [settings.CAPTIVE_HELD_PORT]
         https_ports = [config.https_port]
         access_log = "nginx-access.log"
     return render_template(
@@ -361,7 +361,8 @@ def render_nginx_conf(
             "worker_user": accounts.nginx_workers.name,
             "worker_group": accounts.nginx_workers.group,
             "listen_addresses": addresses,
-            "http_ports": http_ports,
+            "http_ports": [port for port in http_ports if port not in held_ports],
+            "held_ports": held_ports,
             "https_ports": https_ports,
             "web_socket": layout.web_socket,
             "static_root": layout.static_root,
