@@ -79,30 +79,48 @@ class Mesh:
         target = folder / "api/v1/node"
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(body)
-        if node not in self.servers:
-            self.servers[node] = subprocess.Popen(
-                [
-                    "ip",
-                    "netns",
-                    "exec",
-                    self.lab.namespace(node),
-                    sys.executable,
-                    "-m",
-                    "http.server",
-                    "80",
-                    "--bind",
-                    "0.0.0.0",
-                    "--directory",
-                    str(folder),
-                ],
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
+        if node in self.servers:
+            self.check_alive(node)
+        else:
+            log = self.lab.folder(node) / "www.log"
+            with log.open("ab") as output:
+                self.servers[node] = self._start_server(node, folder, output)
             self._wait_serving(node)
+
+    def _start_server(self, node: str, folder: Path, output) -> subprocess.Popen:
+        return subprocess.Popen(
+            [
+                "ip",
+                "netns",
+                "exec",
+                self.lab.namespace(node),
+                sys.executable,
+                "-m",
+                "http.server",
+                "80",
+                "--bind",
+                "0.0.0.0",
+                "--directory",
+                str(folder),
+            ],
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+
+    def check_alive(self, node: str) -> None:
+        """A server that died must say so, with its log, not look unreachable."""
+        server = self.servers[node]
+        if server.poll() is not None:
+            log = (self.lab.folder(node) / "www.log").read_text(errors="replace")
+            raise AssertionError(
+                f"the document server of {node} exited ({server.returncode}):\n"
+                + log[-2000:]
+            )
 
     def _wait_serving(self, node: str) -> None:
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline:
+            self.check_alive(node)
             result = self.lab.exec(
                 node,
                 [
@@ -282,6 +300,11 @@ def test_a_client_with_a_lease_resolves_other_nodes_names(mesh: Mesh) -> None:
     assert client.address and client.address.startswith("10.213.1.")  # a DHCP lease
     resolv = Path(f"/etc/netns/{mesh.lab.namespace('c1')}/resolv.conf").read_text()
     assert f"nameserver {client_gateway('n1')}" in resolv
+    # Self-contained: whatever the tests before left, n1 reaches both
+    # documents before the sync that must find them.
+    for node in NAMES:
+        mesh.check_alive(node)
+        mesh.wait_route(node, present=True)
     mesh.sync()
     assert _resolve(mesh, "bravo.mesh") == "10.213.0.2"
     assert _resolve(mesh, "charlie.mesh") == "10.213.0.3"
