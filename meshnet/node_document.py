@@ -27,7 +27,8 @@ The document, version 1::
       "gateway": false,
       "services": [
         {"id": "chat", "name": "Chat", "protocol": "http",
-         "port": 8065, "url": "http://10.41.7.1:8065/"}
+         "port": 8065, "url": "http://10.41.7.1:8065/",
+         "purpose": "Talk with everyone on the mesh"}
       ],
       "version": "0.1.0",
       "timestamp": "2024-05-01T12:00:00+00:00"
@@ -62,6 +63,7 @@ MAX_DOCUMENT_BYTES = 32 * 1024
 MAX_ADDRESSES = 16
 MAX_SERVICES = 64
 MAX_SERVICE_NAME = 64
+MAX_SERVICE_PURPOSE = 200
 MAX_URL = 256
 MAX_VERSION = 32
 MAX_TIMESTAMP = 40
@@ -93,6 +95,9 @@ class ServiceOffer:
     protocol: str = "http"
     port: int | None = None
     url: str = ""
+    # What it is for, in the words of the node that offers it (shown on the
+    # captive portal's welcome page); plain text, no markup.
+    purpose: str = ""
 
 
 @dataclass(frozen=True)
@@ -309,7 +314,15 @@ def _check_service(raw: Any) -> ServiceOffer:
         raise _refuse(_("A service address is not a short text."))
     if url and not _URL.match(url):
         raise _refuse(_("A service address is not a plain http(s) URL."))
-    return ServiceOffer(id=service_id, name=name, protocol=protocol, port=port, url=url)
+    purpose = _text(raw.get("purpose", ""), _("A service purpose"), MAX_SERVICE_PURPOSE)
+    return ServiceOffer(
+        id=service_id,
+        name=name,
+        protocol=protocol,
+        port=port,
+        url=url,
+        purpose=purpose,
+    )
 
 
 def _reject_constant(name: str) -> Any:

@@ -321,3 +321,25 @@ def test_offline_hosts_file_points_probe_hosts_at_a_public_looking_node_address(
         for net in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16")
     )
     assert "gstatic" not in probes.render_hosts_file(online=True)
+
+
+def test_what_a_service_is_for_is_shown_on_the_welcome_page():  # type: ignore[no-untyped-def]
+    from meshnet import node_document
+    from meshnet.node_document import ServiceOffer
+
+    def offers():  # type: ignore[no-untyped-def]
+        return [
+            ServiceOffer(
+                id="pad", name="Pad", port=9001, purpose="Write notes together"
+            )
+        ]
+
+    node_document.register_service_provider(offers)
+    try:
+        invalidate_pages()
+        body = phone().get("/captive/", **HELD).content.decode()
+    finally:
+        node_document.unregister_service_provider(offers)
+        invalidate_pages()
+    assert "Pad" in body
+    assert "Write notes together" in body

@@ -47,6 +47,7 @@ def test_built_document_lists_addresses_subnet_gateway_services_version_and_time
                 "protocol": "http",
                 "port": 8065,
                 "url": "http://10.41.7.1:8065/",
+                "purpose": "",
             }
         ],
         "version": "0.1.0",
@@ -99,6 +100,15 @@ HOSTILE = {
     },
     "too many services": {
         "services": [{"id": f"s{i}", "name": "x"} for i in range(65)]
+    },
+    "markup in a service purpose": {
+        "services": [{"id": "a", "name": "x", "purpose": "<img src=x>"}]
+    },
+    "over-long service purpose": {
+        "services": [{"id": "a", "name": "x", "purpose": "a" * 201}]
+    },
+    "service purpose is a number": {
+        "services": [{"id": "a", "name": "x", "purpose": 7}]
     },
     "timestamp is not a time": {"timestamp": "yesterday"},
     "timestamp without zone": {"timestamp": "2024-05-01T12:00:00"},
@@ -202,3 +212,13 @@ def test_api_shows_a_change_at_once_after_a_save(client, configured_node) -> Non
 
 def test_api_refuses_writes(client, configured_node) -> None:
     assert client.post("/api/v1/node").status_code == 405
+
+
+def test_a_service_purpose_travels_in_the_document_and_passes_the_check() -> None:
+    data = _valid()
+    data["services"][0]["purpose"] = "Talk with everyone on the mesh"
+    checked = nd.validate_document(data)
+    assert checked.services[0].purpose == "Talk with everyone on the mesh"
+    assert checked.to_json()["services"][0]["purpose"] == (
+        "Talk with everyone on the mesh"
+    )
