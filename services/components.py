@@ -610,10 +610,16 @@ class HealthCheckComponent:
     def on(self, context: ServiceContext) -> None:
         self.last = wait_healthy(context, self.supervisor)
         if not self.last.ok:
-            raise ServiceProblem(
-                _("Started, but the health check fails: %(message)s")
-                % {"message": self.last.message}
-            )
+            said = " ".join(
+                self.supervisor.log_tail(context, daemon)
+                for daemon in context.entry.daemons
+            ).strip()
+            message = _("Started, but the health check fails: %(message)s") % {
+                "message": self.last.message
+            }
+            if said:
+                message += " " + _("Its last words: %(log)s") % {"log": said[-4000:]}
+            raise ServiceProblem(message)
 
     def off(self, context: ServiceContext) -> None:
         """Nothing to undo."""

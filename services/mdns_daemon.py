@@ -421,6 +421,9 @@ async def serve(responder: Responder, poll_seconds: float) -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     loop.add_signal_handler(signal.SIGHUP, wake.set)
+    # Only now may start-stop-daemon find the process by name: a SIGHUP sent
+    # before the handler existed would have killed it.
+    set_process_name()
     await responder.start()
     log.info(
         "answering on %s (%s) for %s",
@@ -469,7 +472,6 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    set_process_name()
     try:
         ipaddress.IPv4Address(arguments.address)
         interface = interface_of(arguments.address)

@@ -269,17 +269,17 @@ def _switch_off_one(service_id: str, host: Host, supervisor: Supervisor) -> None
 def deactivate_service(*, service_id: str) -> dict[str, Any]:
     """Stop a service after the switched-on services that need it.
 
-    The dependents were marked off by the request; a service marked off that
-    still runs (its request came before this job) is stopped too.
+    The dependents were marked off (stopping) by the request; those are
+    stopped first. A dependent that was never on is left alone.
     """
     entry_for(service_id)
     host, supervisor = host_and_supervisor()
     cat = catalogue_module.catalogue()
-    running_or_marked = {
-        other
-        for other in dependencies.dependents(cat, service_id)
-        if not state_for(other).enabled
-    }
+    running_or_marked = set()
+    for other in dependencies.dependents(cat, service_id):
+        row = state_for(other)
+        if not row.enabled and row.observed != ObservedState.OFF:
+            running_or_marked.add(other)
     order = dependencies.deactivation_order(cat, service_id, running_or_marked)
     for other in order:
         _switch_off_one(other, host, supervisor)

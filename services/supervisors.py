@@ -29,6 +29,8 @@ from .catalogue import CatalogueEntry, Daemon
 from .context import ServiceContext, expand
 
 UNIT_FOLDER = "/etc/systemd/system"
+# How much of a daemon's log a failed start quotes to the operator.
+LOG_TAIL_BYTES = 2048
 
 
 def unit_name(entry: CatalogueEntry, daemon: Daemon) -> str:
@@ -53,6 +55,8 @@ class Supervisor(Protocol):
 
     def remove(self, paths: ServiceContext) -> None: ...
 
+    def log_tail(self, paths: ServiceContext, daemon: Daemon) -> str: ...
+
 
 def _argv(paths: ServiceContext, daemon: Daemon) -> tuple[str, ...]:
     return tuple(expand(arg, paths) for arg in daemon.args)
@@ -70,7 +74,13 @@ class StartStopDaemonSupervisor:
     name: str = "start-stop-daemon"
 
     def pidfile(self, paths: ServiceContext, daemon: Daemon) -> str:
-        return f"{paths.real('run_dir')}/{daemon.name}.pid"
+        """The supervisor's own pid file, never the one a daemon writes.
+
+        start-stop-daemon writes it as root before dropping to the service's
+        user; a daemon told to write a pid file of the same name (prosody,
+        icecast, tor) could not, and prosody stops when it cannot.
+        """
+        return f"{paths.real('run_dir')}/supervised-{daemon.name}.pid"
 
     def logfile(self, paths: ServiceContext, daemon: Daemon) -> str:
         return f"{paths.real('log_dir')}/{daemon.name}.log"
@@ -109,6 +119,17 @@ class StartStopDaemonSupervisor:
 
     def remove(self, paths: ServiceContext) -> None:
         """Nothing to remove."""
+
+    def log_tail(self, paths: ServiceContext, daemon: Daemon) -> str:
+        """The last lines the daemon wrote (why it stopped, usually)."""
+        try:
+            with open(self.logfile(paths, daemon), "rb") as log:
+                log.seek(0, os.SEEK_END)
+                log.seek(max(0, log.tell() - LOG_TAIL_BYTES))
+                text = log.read().decode(errors="replace")
+        except OSError:
+            return ""
+        return "\n".join(text.strip().splitlines()[-40:])
 
 
 def render_unit(paths: ServiceContext, daemon: Daemon) -> str:
@@ -189,6 +210,10 @@ class SystemdSupervisor:
 
     def remove(self, paths: ServiceContext) -> None:
         """Units stay (they are inert unless started); nothing to do."""
+
+    def log_tail(self, paths: ServiceContext, daemon: Daemon) -> str:
+        """The journal has it; the portal does not read it."""
+        return ""
 
 
 def systemd_is_pid1(root: Path = Path("/")) -> bool:

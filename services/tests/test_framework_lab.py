@@ -52,7 +52,9 @@ def fetch(lab, url: str) -> subprocess.CompletedProcess[str]:
 
 
 def pid_of(lab, service_id: str) -> int:
-    path = lab.node_path("n1", f"/run/byzantium/services/{service_id}/http.pid")
+    path = lab.node_path(
+        "n1", f"/run/byzantium/services/{service_id}/supervised-http.pid"
+    )
     return int(path.read_text().strip())
 
 
