@@ -935,6 +935,10 @@ class Supervisor:
             "--with-scheduler",
             "--pid",
             str(self.layout.worker_pid),
+            # rq logs three lines for every job, routine ones every 5 s
+            # included; warnings and failures still reach the console.
+            "--verbosity",
+            "0",
         )
         child = self._spawn(
             "rq worker",
