@@ -66,6 +66,7 @@ from portal.host.files import FileStore
 from portal.host.node import Host
 from portal.host.runner import NamespaceRunner, Runner, SystemRunner
 
+from . import documents
 from . import spec as plan
 from .dhcp_hook import render_launcher
 from .spec import LabSpec
@@ -515,6 +516,9 @@ class Lab:
                     _daemon("babeld", self.node_path(name, babel_config.PID_FILE)),
                     _daemon("dnsmasq", self.node_path(name, dnsmasq_config.PID_FILE)),
                 ]
+                document_pid = self.folder(name) / documents.PID_FILE
+                if document_pid.exists():
+                    member.daemons.append(_daemon("document", document_pid))
             else:
                 member.daemons = [
                     _daemon("dhclient", self.folder(name) / "dhclient.pid")

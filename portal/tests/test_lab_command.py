@@ -35,8 +35,9 @@ def lab_settings():
 def lab_up(lab_settings):
     out, err = io.StringIO(), io.StringIO()
     call_command(
-        "lab", "up", "--nodes", "3", "--clients", "1", "--json", stdout=out, stderr=err
-    )
+        "lab", "up", "--nodes", "3", "--clients", "1", "--json",
+        "--neighbour-documents", "n1", stdout=out, stderr=err,
+    )  # fmt: skip
     return json.loads(out.getvalue()), err.getvalue()
 
 
@@ -78,7 +79,12 @@ def test_status_json_and_text_show_daemons_and_pids(lab_up):
     daemons = [
         d for member in data["nodes"] + data["clients"] for d in member["daemons"]
     ]
-    assert {d["program"] for d in daemons} == {"babeld", "dnsmasq", "dhclient"}
+    assert {d["program"] for d in daemons} == {
+        "babeld",
+        "dnsmasq",
+        "dhclient",
+        "document",
+    }
     assert all(d["alive"] and d["pid"] for d in daemons)
     text = io.StringIO()
     call_command("lab", "status", stdout=text)
@@ -107,6 +113,31 @@ def test_exec_refuses_a_name_outside_the_lab(lab_up, lab_settings):
     assert refused.returncode != 0 and "lab member" in refused.stderr
 
 
+def test_the_other_nodes_serve_their_documents_to_the_managed_node(
+    lab_up, lab_settings
+):
+    from meshnet.node_document import parse_document
+    from portal.lab import Lab
+
+    data, progress = lab_up
+    assert "Node documents served by n2, n3." in progress
+    lab = Lab(prefix=lab_settings.lab_prefix, base_dir=lab_settings.lab_dir)
+    for node, address in (("n2", "10.213.0.2"), ("n3", "10.213.0.3")):
+        reply = lab.exec(
+            "n1",
+            ["curl", "-s", "--max-time", "5", f"http://{address}/api/v1/node"],
+            capture=True,
+        )
+        document = parse_document(reply.stdout.encode())
+        assert (document.name, document.mesh_address) == (node, address)
+        assert document.client_subnet == f"10.213.{node[1:]}.0/24"
+        assert document.services == ()
+        daemons = {d.program: d for d in lab.status().member(node).daemons}
+        assert daemons["document"].alive
+    # The managed node serves none of its own: the portal does that.
+    assert "document" not in {d.program for d in lab.status().member("n1").daemons}
+
+
 def test_down_removes_everything(lab_up, lab_settings):
     prefix = lab_settings.lab_prefix
     out = io.StringIO()
@@ -116,3 +147,16 @@ def test_down_removes_everything(lab_up, lab_settings):
     status = io.StringIO()
     call_command("lab", "status", "--json", stdout=status)
     assert json.loads(status.getvalue())["namespaces"] == []
+
+
+def test_neighbour_documents_for_a_node_that_is_not_there_builds_nothing(
+    lab_settings,
+):
+    portal = dataclasses.replace(lab_settings, lab_prefix=new_test_prefix())
+    with override_settings(PORTAL=portal):
+        with pytest.raises(CommandError, match="n9 is not a node of this lab"):
+            call_command(
+                "lab", "up", "--nodes", "2", "--neighbour-documents", "n9",
+                stdout=io.StringIO(), stderr=io.StringIO(),
+            )  # fmt: skip
+    assert not [n for n in list_namespaces() if n.startswith(portal.lab_prefix)]

@@ -22,7 +22,7 @@ from django.utils.translation import gettext as _
 
 from portal.host.errors import HostError
 from portal.host.runner import is_root
-from portal.lab import Lab, LabSpec
+from portal.lab import Lab, LabSpec, documents
 from portal.lab.lab import LabStatus
 from portal.lab.spec import TOPOLOGIES
 
@@ -40,6 +40,13 @@ class Command(BaseCommand):
         up.add_argument("--clients", type=int, default=None)
         up.add_argument("--timeout", type=float, default=120.0)
         up.add_argument("--json", action="store_true")
+        up.add_argument(
+            "--neighbour-documents",
+            metavar="NODE",
+            default=None,
+            help="Every node but NODE (the one the portal manages) serves its "
+            "node document at /api/v1/node, so NODE's mesh directory finds it.",
+        )
         status = actions.add_parser("status", help="Show namespaces, links, daemons.")
         status.add_argument("--json", action="store_true")
         run = actions.add_parser("exec", help="Run a command inside a lab namespace.")
@@ -80,6 +87,11 @@ class Command(BaseCommand):
                 else config.lab_clients
             ),
         )
+        managed = options["neighbour_documents"]
+        if managed is not None and managed not in spec.node_names:
+            raise CommandError(
+                _("%(node)s is not a node of this lab.") % {"node": managed}
+            )
         progress = self.stderr if options["json"] else self.stdout
         progress.write(
             _(
@@ -104,6 +116,13 @@ class Command(BaseCommand):
             )
             % {"converged": converged, "total": total}
         )
+        if managed is not None:
+            serving = documents.serve_documents(lab, spec, managed=managed)
+            if serving:
+                progress.write(
+                    _("Node documents served by %(nodes)s.")
+                    % {"nodes": ", ".join(serving)}
+                )
         status = lab.status()
         if options["json"]:
             data = status.to_dict()

@@ -864,6 +864,8 @@ class Supervisor:
             str(self.config.lab_nodes),
             "--clients",
             str(self.config.lab_clients),
+            "--neighbour-documents",
+            self.config.lab_node,
             "--json",
         )
         self.say(
