@@ -1,0 +1,245 @@
+"""Tor gateway mode for real: a lab node, its client, an "Internet" behind it.
+
+One lab per module: node n1 with client c1 on its bridge, and the upstream
+namespace of :class:`captive.firewall_lab.Upstream` linked to n1 as its
+uplink ``up0``, with an HTTP server on the documentation addresses of
+"the Internet". A table of the test's own in the upstream namespace
+counts every packet that arrives there from the client (IPv4 and IPv6),
+so "the Internet never sees it" is read from the far end, not inferred.
+
+Tor here is the real daemon (Debian's tor), started by :func:`apply_tor`
+in n1's namespace through start-stop-daemon. There is no Internet, so it
+never bootstraps; its TransPort accepts connections at once all the same,
+which is what (c) checks: the client's connection to an Internet address
+is established, and in n1's namespace that connection ends on
+``listen_address:trans_port``, owned by tor. tor's own attempts to reach
+the directory authorities die in the upstream namespace, which has no
+route anywhere; nothing leaves the lab.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from captive.firewall_lab import (
+    INTERNET_HOSTS,
+    UPLINK_NODE_SIDE,
+    UPSTREAM_ADDRESS6,
+    ClientAgent,
+    Upstream,
+    remove_stale,
+)
+from gateway import tor
+from portal.host.builders import nft
+from portal.host.builders import tor as tor_builders
+from portal.host.node import Host
+from portal.lab.pytest_plugin import labs_root
+
+pytestmark = pytest.mark.lab
+
+HOST = INTERNET_HOSTS[0]
+CLIENT6 = "2001:db8:1::c1"
+# A refusal must come back well under a second (a timeout would take 2-3 s).
+FAST = 0.5
+WATCH = """\
+table inet tor_watch
+delete table inet tor_watch
+table inet tor_watch {
+    chain seen {
+        type filter hook prerouting priority raw; policy accept;
+        ip saddr 10.213.0.0/16 meta l4proto tcp counter comment "tcp"
+        ip saddr 10.213.0.0/16 meta l4proto udp counter comment "udp"
+        ip saddr 10.213.0.0/16 meta l4proto icmp counter comment "icmp"
+        ip6 saddr 2001:db8:1::/64 counter comment "ipv6"
+    }
+}
+"""
+
+
+class Bench:
+    """The lab, the node's host, the client agent, the far end's counters."""
+
+    def __init__(self, lab, upstream: Upstream) -> None:
+        self.lab = lab
+        self.upstream = upstream
+        self.host: Host = lab.node_host("n1")
+        self.agent = ClientAgent(lab.namespace("c1"))
+        links = json.loads(self.run("c1", "ip", "-j", "-4", "address", "show", "eth0"))
+        self.client_ip = links[0]["addr_info"][0]["local"]
+        self.plan = tor.TorPlan(
+            client_networks=("10.213.0.0/16",),
+            listen_address="10.213.1.1",
+            uplink_interface=UPLINK_NODE_SIDE,
+        )
+
+    def run(self, member: str, *argv: str, check: bool = True) -> str:
+        result = self.lab.exec(member, list(argv), capture=True, timeout=15)
+        if check:
+            assert result.returncode == 0, result.stderr
+        return result.stdout
+
+    def far(self, *argv: str, check: bool = True) -> str:
+        result = subprocess.run(
+            ["ip", "netns", "exec", self.upstream.namespace, *argv],
+            capture_output=True,
+            text=True,
+            timeout=15,
+        )
+        if check:
+            assert result.returncode == 0, result.stderr
+        return result.stdout
+
+    def reset_watch(self) -> None:
+        subprocess.run(
+            ["ip", "netns", "exec", self.upstream.namespace, "nft", "-f", "-"],
+            input=WATCH,
+            text=True,
+            check=True,
+            timeout=15,
+        )
+
+    def seen(self) -> dict[str, int]:
+        """Packets from the client that reached the Internet, by kind."""
+        listing = json.loads(
+            self.far("nft", "-j", "list", "table", "inet", "tor_watch")
+        )
+        counts = {}
+        for item in listing["nftables"]:
+            rule = item.get("rule")
+            if not rule:
+                continue
+            packets = [e["counter"]["packets"] for e in rule["expr"] if "counter" in e]
+            counts[rule["comment"]] = packets[0]
+        return counts
+
+    def tor_sockets(self) -> str:
+        """Established TCP connections to tor's TransPort, seen in n1."""
+        port = self.plan.trans_port
+        return self.run(
+            "n1",
+            "ss",
+            "-Htn",
+            "state",
+            "established",
+            "(",
+            "sport",
+            "=",
+            f":{port}",
+            ")",
+        )
+
+
+@pytest.fixture(scope="module")
+def bench(make_module_lab) -> Iterator[Bench]:
+    remove_stale(labs_root())
+    lab = make_module_lab(nodes=1, clients=1)
+    upstream = Upstream(prefix=lab.prefix, node_namespace=lab.namespace("n1"))
+    setup = None
+    try:
+        upstream.up()
+        upstream.start_server(upstream.namespace, "upstream", (80, 443))
+        setup = Bench(lab, upstream)
+        setup.run("c1", "ip", "address", "add", f"{CLIENT6}/64", "dev", "eth0", "nodad")
+        setup.run(
+            "c1", "ip", "-6", "route", "replace", "default", "via", "2001:db8:1::1"
+        )
+        yield setup
+    finally:
+        if setup is not None:
+            setup.agent.close()
+            tor.remove_tor(setup.host)
+        upstream.down()
+
+
+def served_by(answer: dict) -> str | None:
+    if not answer["ok"]:
+        return None
+    return answer["body"].split("\r\n\r\n", 1)[1].split(" ", 1)[0]
+
+
+def direct_traffic_reaches_the_internet(bench: Bench) -> None:
+    bench.reset_watch()
+    assert served_by(bench.agent.http_get(HOST)) == "upstream"
+    assert served_by(bench.agent.http_get(UPSTREAM_ADDRESS6)) == "upstream"
+    seen = bench.seen()
+    assert seen["tcp"] > 0 and seen["ipv6"] > 0, seen
+
+
+def test_tor_mode_end_to_end(bench):
+    """(a)-(e) in order, on one lab: each step builds on the one before."""
+    # Before Tor: the client reaches the Internet directly (the control).
+    direct_traffic_reaches_the_internet(bench)
+
+    started = time.monotonic()
+    status = tor.apply_tor(bench.host, bench.plan)
+    apply_seconds = time.monotonic() - started
+    assert status.running and status.firewall_loaded, status
+    # tor listens within the start timeout; bootstrap never completes here.
+    assert apply_seconds < tor.START_TIMEOUT
+    assert status.bootstrap_percent is None or status.bootstrap_percent < 100
+
+    # (a) the torrc in place passes tor's own check, run in the node.
+    torrc = str(bench.host.files.path(tor.TORRC_PATH))
+    assert bench.host.runner.run(tor_builders.verify_config(torrc)).ok
+    assert bench.host.runner.run(
+        nft.check_file(str(bench.host.files.path(tor.RULESET_PATH)))
+    ).ok
+
+    bench.reset_watch()
+    # (b) + (c): a direct connection to an Internet host never reaches it;
+    # it is established with tor's TransPort instead.
+    opened = bench.agent.call("open", name="direct", host=HOST, port=80, timeout=3)
+    assert opened["ok"], opened
+    sockets = bench.tor_sockets()
+    assert f"{bench.plan.listen_address}:{bench.plan.trans_port}" in sockets
+    assert f"{bench.client_ip}:" in sockets
+    owner = bench.run(
+        "n1", "ss", "-Htlnp", "(", "sport", "=", f":{bench.plan.trans_port}", ")"
+    )
+    assert '"tor"' in owner, owner
+    # An HTTP GET gets no answer from "upstream" (tor holds it: no circuit).
+    assert served_by(bench.agent.http_get(HOST, timeout=1.0)) is None
+
+    # (d) DNS to the Internet's resolver is answered by the node instead.
+    dns = bench.agent.call("dns", host=HOST, name="example.org", timeout=2.0)
+    assert dns["ok"], dns
+    # UDP (QUIC on 443 included) and ICMP to the Internet are refused fast.
+    for port in (443, 5000):
+        udp = bench.agent.call("udp", host=HOST, port=port, timeout=2.0)
+        assert not udp["ok"] and udp["elapsed"] < FAST, udp
+    ping = bench.run("c1", "ping", "-n", "-c", "1", "-W", "1", HOST, check=False)
+    # iputils' words for ICMP "administratively prohibited".
+    assert "Packet filtered" in ping, ping
+    # IPv6 cannot walk round it: refused at once.
+    six = bench.agent.http_get(UPSTREAM_ADDRESS6, timeout=3.0)
+    assert not six["ok"] and six["elapsed"] < FAST, six
+    # The far end saw nothing at all from the client.
+    assert bench.seen() == {"tcp": 0, "udp": 0, "icmp": 0, "ipv6": 0}
+
+    # Idempotent: the same plan again changes nothing and restarts nothing.
+    pid = bench.host.files.read_text(tor.SUPERVISOR_PID_FILE)
+    torrc_stat = bench.host.files.path(tor.TORRC_PATH).stat()
+    again = tor.apply_tor(bench.host, bench.plan)
+    assert again.running
+    assert bench.host.files.read_text(tor.SUPERVISOR_PID_FILE) == pid
+    assert bench.host.files.path(tor.TORRC_PATH).stat().st_mtime_ns == (
+        torrc_stat.st_mtime_ns
+    )
+
+    # (e) Off: no table, no tor of ours, and direct traffic as before.
+    tor.remove_tor(bench.host)
+    listing = subprocess.run(
+        ["ip", "netns", "exec", bench.lab.namespace("n1"), "nft", "list", "tables"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert "byz_tor" not in listing
+    assert not tor.tor_status(bench.host).running
+    assert '"tor"' not in bench.run("n1", "ss", "-Htlnp")
+    direct_traffic_reaches_the_internet(bench)
