@@ -39,6 +39,11 @@ from portal.host.builders import nft
 from portal.host.builders import tor as tor_builders
 from portal.host.node import Host
 from portal.lab.pytest_plugin import labs_root
+from services.catalogue import catalogue
+from services.components import ConfigFilesComponent
+from services.context import NodeNetwork, ServiceContext
+from services.supervisors import StartStopDaemonSupervisor
+from services.values import effective_settings, ensure_secrets
 
 pytestmark = pytest.mark.lab
 
@@ -75,6 +80,7 @@ class Bench:
             client_networks=("10.213.0.0/16",),
             listen_address="10.213.1.1",
             uplink_interface=UPLINK_NODE_SIDE,
+            onion_services=(tor.OnionService("pad", 80, "10.213.1.1:8080"),),
         )
 
     def run(self, member: str, *argv: str, check: bool = True) -> str:
@@ -182,6 +188,9 @@ def test_tor_mode_end_to_end(bench):
     # tor listens within the start timeout; bootstrap never completes here.
     assert apply_seconds < tor.START_TIMEOUT
     assert status.bootstrap_percent is None or status.bootstrap_percent < 100
+    # The onion service has its address (keys made locally, no network).
+    assert list(status.onion_hostnames) == ["pad"]
+    assert status.onion_hostnames["pad"].endswith(".onion")
 
     # (a) the torrc in place passes tor's own check, run in the node.
     torrc = str(bench.host.files.path(tor.TORRC_PATH))
@@ -231,6 +240,9 @@ def test_tor_mode_end_to_end(bench):
         torrc_stat.st_mtime_ns
     )
 
+    # Keys survive a switch off and on: the same onion address after.
+    onion = again.onion_hostnames["pad"]
+
     # (e) Off: no table, no tor of ours, and direct traffic as before.
     tor.remove_tor(bench.host)
     listing = subprocess.run(
@@ -243,3 +255,59 @@ def test_tor_mode_end_to_end(bench):
     assert not tor.tor_status(bench.host).running
     assert '"tor"' not in bench.run("n1", "ss", "-Htlnp")
     direct_traffic_reaches_the_internet(bench)
+    kept = bench.host.files.read_text(f"{tor.ONION_DIR}/pad/hostname")
+    assert kept is not None and kept.strip() == onion
+    assert bench.host.files.read_text(f"{tor.ONION_DIR}/pad/hostname").strip() == onion
+
+
+def test_coexists_with_the_onion_chat_service(bench):
+    """The services app's onion-chat tor and ours: neither touches the other.
+
+    onion-chat is set up and started with the services app's own machinery
+    (its config component, start-stop-daemon supervisor), in the same node.
+    """
+    entry = catalogue().get("onion-chat")
+    secrets, _generated = ensure_secrets(entry, {})
+    context = ServiceContext(
+        entry=entry,
+        host=bench.host,
+        network=NodeNetwork(
+            node_name="n1",
+            client_addresses=("10.213.1.1",),
+            mesh_addresses=("10.213.0.1",),
+            client_interfaces=("br-lan",),
+        ),
+        settings=effective_settings(entry, {}),
+        secrets=secrets,
+    )
+    supervisor = StartStopDaemonSupervisor(bench.host)
+    daemon = entry.daemons[0]
+    config = ConfigFilesComponent()
+    config.setup(context)
+    config.on(context)
+    supervisor.start(context, daemon)
+    try:
+        deadline = time.monotonic() + 5
+        while not supervisor.is_running(context, daemon):
+            assert time.monotonic() < deadline, supervisor.log_tail(context, daemon)
+            time.sleep(0.1)
+        status = tor.apply_tor(bench.host, bench.plan)
+        assert status.running
+        assert supervisor.is_running(context, daemon)
+        # Two tor processes, each with its own pid file and data folder.
+        ours = bench.host.files.read_text(tor.SUPERVISOR_PID_FILE)
+        theirs = open(supervisor.pidfile(context, daemon)).read()
+        assert ours and theirs and ours != theirs
+        assert not context.real("data_dir").startswith(
+            str(bench.host.files.path(tor.DATA_DIR))
+        )
+        tor.remove_tor(bench.host)
+        assert not tor.tor_status(bench.host).running
+        assert supervisor.is_running(context, daemon)
+        # And stopping onion-chat leaves a running gateway tor alone.
+        tor.apply_tor(bench.host, bench.plan)
+        supervisor.stop(context, daemon)
+        assert tor.tor_status(bench.host).running
+    finally:
+        supervisor.stop(context, daemon)
+        tor.remove_tor(bench.host)
