@@ -23,6 +23,7 @@ import json
 import subprocess
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 
 import pytest
 
@@ -37,6 +38,7 @@ from captive.firewall_lab import (
 from gateway import tor
 from portal.host.builders import nft
 from portal.host.builders import tor as tor_builders
+from portal.host.commands import CommandResult
 from portal.host.node import Host
 from portal.lab.pytest_plugin import labs_root
 from services.catalogue import catalogue
@@ -311,3 +313,43 @@ def test_coexists_with_the_onion_chat_service(bench):
     finally:
         supervisor.stop(context, daemon)
         tor.remove_tor(bench.host)
+
+
+RULESET_VARIANTS = {
+    "lab": lambda plan: plan,
+    "mesh-wide": lambda plan: replace(
+        plan, client_networks=("10.0.0.0/9", "172.16.0.0/12", "192.168.0.0/16")
+    ),
+    "other-ports": lambda plan: replace(plan, trans_port=19040, dns_port=19053),
+}
+BROKEN = {
+    "undefined-set": lambda text: text.replace("@clients return", "@nowhere return"),
+    "bad-element": lambda text: text.replace("10.213.0.0/16", "10.213.0.0/33"),
+    "syntax": lambda text: text.replace("reject with tcp reset", "reject with tcp"),
+}
+
+
+def _nft_check(bench: Bench, text: str) -> CommandResult:
+    bench.host.files.write("/tmp/tor-check.nft", text, mode=0o600)
+    try:
+        path = str(bench.host.files.path("/tmp/tor-check.nft"))
+        command = nft.check_file(path)
+        return bench.host.runner.run(replace(command, check=False))
+    finally:
+        bench.host.files.remove("/tmp/tor-check.nft")
+
+
+@pytest.mark.parametrize("variant", sorted(RULESET_VARIANTS))
+def test_rendered_ruleset_passes_nft_check(bench, variant):
+    plan = RULESET_VARIANTS[variant](bench.plan)
+    result = _nft_check(bench, tor.render_tor_firewall(plan))
+    assert result.ok, result.stderr
+
+
+@pytest.mark.parametrize("damage", sorted(BROKEN))
+def test_a_broken_ruleset_fails_nft_check(bench, damage):
+    text = BROKEN[damage](tor.render_tor_firewall(bench.plan))
+    assert text != tor.render_tor_firewall(bench.plan)
+    result = _nft_check(bench, text)
+    assert not result.ok
+    assert "Error" in result.stderr
