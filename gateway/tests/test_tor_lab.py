@@ -20,6 +20,7 @@ route anywhere; nothing leaves the lab.
 from __future__ import annotations
 
 import json
+import pwd
 import subprocess
 import time
 from collections.abc import Iterator
@@ -213,6 +214,11 @@ def test_tor_mode_end_to_end(bench):
         "n1", "ss", "-Htlnp", "(", "sport", "=", f":{bench.plan.trans_port}", ")"
     )
     assert '"tor"' in owner, owner
+    # tor dropped root once its ports were open.
+    pid = bench.host.files.read_text(tor.SUPERVISOR_PID_FILE).strip()
+    with open(f"/proc/{pid}/status") as status_file:
+        uids = next(line for line in status_file if line.startswith("Uid:"))
+    assert set(uids.split()[1:]) == {str(pwd.getpwnam(tor.TOR_USER).pw_uid)}
     # An HTTP GET gets no answer from "upstream" (tor holds it: no circuit).
     assert served_by(bench.agent.http_get(HOST, timeout=1.0)) is None
 
