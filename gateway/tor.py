@@ -62,13 +62,17 @@ Running both costs one more tor process; in exchange switching either off
 never disturbs the other.
 
 Idempotence: applying the same plan twice writes nothing (unchanged
-FileStore writes), restarts nothing and reloads no table. A changed torrc
-restarts tor (its data folder keeps the consensus, so it bootstraps again
-in seconds); a changed ruleset replaces the table in one nft transaction.
+FileStore writes), restarts nothing and reloads no table. A tor running
+with another torrc than the one in place (its SHA-256 is recorded at each
+start) is restarted, so a job killed between writing and restarting is
+completed by the next one; tor's data folder keeps the consensus, so it
+bootstraps again in seconds. A changed ruleset replaces the table in one
+nft transaction.
 """
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import os
 import pwd
@@ -98,6 +102,9 @@ ONION_DIR = f"{DATA_DIR}/onion"
 RUN_DIR = "/run/byzantium/tor"
 PID_FILE = f"{RUN_DIR}/tor.pid"
 SUPERVISOR_PID_FILE = f"{RUN_DIR}/supervised-tor.pid"
+# The SHA-256 of the torrc the running tor was started with: a job killed
+# between writing a new torrc and restarting tor is completed by the next.
+STARTED_WITH = f"{RUN_DIR}/started-torrc.sha256"
 LOG_DIR = "/var/log/byzantium/tor"
 LOG_FILE = f"{LOG_DIR}/tor.log"
 OUTPUT_FILE = f"{LOG_DIR}/daemon.log"
@@ -609,10 +616,7 @@ def _check_torrc(host: Host, text: str, previous: bytes | None) -> bool:
     if result.ok:
         return changed
     if changed:
-        if previous is None:
-            host.files.remove(TORRC_PATH)
-        else:
-            host.files.write(TORRC_PATH, previous, mode=0o640)
+        _put_back(host, TORRC_PATH, previous, mode=0o640)
     raise TorProblem(
         _("tor refused the new configuration: %(output)s")
         % {"output": _refusal(result.stdout + result.stderr)}
@@ -646,10 +650,7 @@ def _apply_firewall(host: Host, text: str) -> bool:
         host.runner.run(nft.check_file(real))
     except CommandFailed as error:
         if changed:
-            if previous is None:
-                host.files.remove(RULESET_PATH)
-            else:
-                host.files.write(RULESET_PATH, previous, mode=0o600)
+            _put_back(host, RULESET_PATH, previous, mode=0o600)
         raise TorProblem(
             _("nft refused the Tor firewall: %(output)s")
             % {"output": getattr(error.result, "stderr", str(error))[-600:]}
@@ -745,10 +746,11 @@ def apply_tor(
     """Switch Tor gateway mode on (or bring it to ``plan``); idempotent.
 
     Order: validate and render everything first (a bad value changes
-    nothing), check the torrc with tor and the ruleset with nft, load the
-    table first (from then on nothing leaks, even before tor listens), then
-    start tor, or restart it if its torrc changed. An unchanged plan
-    changes nothing and restarts nothing.
+    nothing), check the torrc with tor and the ruleset with nft (either
+    refused: both files are put back), load the table first (from then on
+    nothing leaks, even before tor listens), then start tor, or restart it
+    if it runs with another torrc than this one (:data:`STARTED_WITH`). An
+    unchanged plan changes nothing and restarts nothing.
     """
     paths = TorPaths.for_host(host)
     torrc = render_torrc(plan, paths=paths)
@@ -756,9 +758,15 @@ def apply_tor(
     _prepare_folders(host)
     previous = host.files.read_bytes(TORRC_PATH)
     torrc_changed = _check_torrc(host, torrc, previous)
-    _apply_firewall(host, ruleset)
+    try:
+        _apply_firewall(host, ruleset)
+    except TorProblem:
+        if torrc_changed:
+            _put_back(host, TORRC_PATH, previous, mode=0o640)
+        raise
+    digest = hashlib.sha256(torrc.encode()).hexdigest()
     running = _is_running(host)
-    if running and torrc_changed:
+    if running and host.files.read_text(STARTED_WITH) != digest:
         _stop(host)
         running = False
     if not running:
@@ -768,7 +776,15 @@ def apply_tor(
         _prepare_folders(host)
         _start(host)
         _wait_listening(host, plan, timeout=start_timeout)
+        host.files.write(STARTED_WITH, digest, mode=0o644)
     return tor_status(host)
+
+
+def _put_back(host: Host, node_path: str, previous: bytes | None, *, mode: int) -> None:
+    if previous is None:
+        host.files.remove(node_path)
+    else:
+        host.files.write(node_path, previous, mode=mode)
 
 
 def remove_tor(host: Host) -> None:
@@ -787,6 +803,7 @@ def remove_tor(host: Host) -> None:
         )
     host.files.remove(TORRC_PATH)
     host.files.remove(RULESET_PATH)
+    host.files.remove(STARTED_WITH)
 
 
 def _bootstrap_percent(log: str | None) -> int | None:

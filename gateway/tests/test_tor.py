@@ -541,6 +541,27 @@ def test_a_refused_ruleset_starts_no_tor(tmp_path):
     assert "syntax error" in refused.value.message
     assert fake.runner.argvs == checks(tmp_path)
     assert not files.exists(tor.RULESET_PATH)
+    # The checked torrc goes too: no half-applied plan is left in place.
+    assert not files.exists(tor.TORRC_PATH)
+
+
+def test_a_killed_apply_is_completed_by_the_next(tmp_path):
+    """New torrc written, tor not restarted yet (job killed): restart now."""
+    files = FileStore(tmp_path)
+    fake = FakeTor(files, PLAN, running=False)
+    host = Host(mode="lab", runner=fake.runner, files=files)
+    tor.apply_tor(host, PLAN)
+    changed = replace(PLAN, dns_port=9054)
+    fake.plan = changed
+    paths = tor.TorPaths.for_host(host)
+    files.write(tor.TORRC_PATH, tor.render_torrc(changed, paths=paths), mode=0o640)
+    fake.runner.commands.clear()
+    tor.apply_tor(host, changed)
+    assert ("start-stop-daemon", "--stop") in [a[:2] for a in fake.runner.argvs]
+    assert start_plan(tmp_path)[0] in fake.runner.argvs
+    fake.runner.commands.clear()
+    tor.apply_tor(host, changed)
+    assert ("start-stop-daemon", "--start") not in [a[:2] for a in fake.runner.argvs]
 
 
 def test_tor_that_dies_at_start_is_reported_with_its_reason(tmp_path, monkeypatch):

@@ -20,6 +20,7 @@ route anywhere; nothing leaves the lab.
 from __future__ import annotations
 
 import json
+import os
 import pwd
 import subprocess
 import time
@@ -165,6 +166,20 @@ def bench(make_module_lab) -> Iterator[Bench]:
         upstream.down()
 
 
+def namespace_programs(namespace: str) -> set[str]:
+    """The executables of every process living in ``namespace``."""
+    pids = subprocess.run(
+        ["ip", "netns", "pids", namespace], capture_output=True, text=True
+    ).stdout.split()
+    programs = set()
+    for pid in pids:
+        try:
+            programs.add(os.readlink(f"/proc/{pid}/exe"))
+        except OSError:
+            pass  # gone meanwhile
+    return programs
+
+
 def served_by(answer: dict) -> str | None:
     if not answer["ok"]:
         return None
@@ -214,6 +229,7 @@ def test_tor_mode_end_to_end(bench):
         "n1", "ss", "-Htlnp", "(", "sport", "=", f":{bench.plan.trans_port}", ")"
     )
     assert '"tor"' in owner, owner
+    assert tor.TOR_EXECUTABLE in namespace_programs(bench.lab.namespace("n1"))
     # tor dropped root once its ports were open.
     pid = bench.host.files.read_text(tor.SUPERVISOR_PID_FILE).strip()
     with open(f"/proc/{pid}/status") as status_file:
@@ -262,6 +278,7 @@ def test_tor_mode_end_to_end(bench):
     assert "byz_tor" not in listing
     assert not tor.tor_status(bench.host).running
     assert '"tor"' not in bench.run("n1", "ss", "-Htlnp")
+    assert tor.TOR_EXECUTABLE not in namespace_programs(bench.lab.namespace("n1"))
     direct_traffic_reaches_the_internet(bench)
     kept = bench.host.files.read_text(f"{tor.ONION_DIR}/pad/hostname")
     assert kept is not None and kept.strip() == onion
