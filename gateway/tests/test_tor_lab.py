@@ -11,18 +11,22 @@ Tor here is the real daemon (Debian's tor), started by :func:`apply_tor`
 in n1's namespace through start-stop-daemon. There is no Internet, so it
 never bootstraps; its TransPort accepts connections at once all the same,
 which is what (c) checks: the client's connection to an Internet address
-is established, and in n1's namespace that connection ends on
-``listen_address:trans_port``, owned by tor. tor's own attempts to reach
+is established, n1's conntrack shows it answered from
+``listen_address:trans_port``, and that port belongs to tor (no stand-in
+listener). A ``.onion`` name resolves through tor's DNSPort to its
+virtual network, and a connection there is tor's too. tor's own attempts to reach
 the directory authorities die in the upstream namespace, which has no
 route anywhere; nothing leaves the lab.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import pwd
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import replace
@@ -127,6 +131,25 @@ class Bench:
             counts[rule["comment"]] = packets[0]
         return counts
 
+    def redirected_to_tor(self, destination: str) -> bool:
+        """Whether n1 tracks a client flow to ``destination`` answered by tor.
+
+        conntrack shows both halves: the client's original destination, and
+        the reply coming from ``listen_address:trans_port``.
+        """
+        flows = self.run(
+            "n1", "conntrack", "-L", "-p", "tcp", "--orig-dst", destination,
+            check=False,
+        )  # fmt: skip
+        tor_side = (
+            f"src={self.plan.listen_address} dst={self.client_ip} "
+            f"sport={self.plan.trans_port}"
+        )
+        return any(
+            f"src={self.client_ip} dst={destination}" in flow and tor_side in flow
+            for flow in flows.splitlines()
+        )
+
     def tor_sockets(self) -> str:
         """Established TCP connections to tor's TransPort, seen in n1."""
         port = self.plan.trans_port
@@ -166,6 +189,36 @@ def bench(make_module_lab) -> Iterator[Bench]:
         upstream.down()
 
 
+# A well-formed v3 onion name (56 base32 characters); tor maps it at once.
+ONION_NAME = "a" * 56 + ".onion"
+RESOLVE = """
+import socket, struct, sys
+name, server, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
+query = struct.pack("!HHHHHH", 0x4242, 0x0100, 1, 0, 0, 0)
+query += b"".join(bytes([len(p)]) + p.encode() for p in name.split(".")) + b"\\0"
+query += struct.pack("!HH", 1, 1)
+sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+sock.settimeout(3)
+sock.sendto(query, (server, port))
+answer = sock.recv(4096)
+print(socket.inet_ntoa(answer[-4:]))
+"""
+
+
+def resolve_onion(bench: Bench, name: str) -> str:
+    """An A query from the client straight to tor's DNSPort."""
+    result = subprocess.run(
+        [
+            "ip", "netns", "exec", bench.lab.namespace("c1"), sys.executable,
+            "-P", "-c", RESOLVE, name, bench.plan.listen_address,
+            str(bench.plan.dns_port),
+        ],
+        capture_output=True, text=True, timeout=10,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip()
+
+
 def namespace_programs(namespace: str) -> set[str]:
     """The executables of every process living in ``namespace``."""
     pids = subprocess.run(
@@ -188,7 +241,9 @@ def served_by(answer: dict) -> str | None:
 
 def direct_traffic_reaches_the_internet(bench: Bench) -> None:
     bench.reset_watch()
+    bench.run("n1", "conntrack", "-F", check=False)
     assert served_by(bench.agent.http_get(HOST)) == "upstream"
+    assert not bench.redirected_to_tor(HOST)
     assert served_by(bench.agent.http_get(UPSTREAM_ADDRESS6)) == "upstream"
     seen = bench.seen()
     assert seen["tcp"] > 0 and seen["ipv6"] > 0, seen
@@ -225,6 +280,7 @@ def test_tor_mode_end_to_end(bench):
     sockets = bench.tor_sockets()
     assert f"{bench.plan.listen_address}:{bench.plan.trans_port}" in sockets
     assert f"{bench.client_ip}:" in sockets
+    assert bench.redirected_to_tor(HOST)
     owner = bench.run(
         "n1", "ss", "-Htlnp", "(", "sport", "=", f":{bench.plan.trans_port}", ")"
     )
@@ -241,6 +297,9 @@ def test_tor_mode_end_to_end(bench):
     # (d) DNS to the Internet's resolver is answered by the node instead.
     dns = bench.agent.call("dns", host=HOST, name="example.org", timeout=2.0)
     assert dns["ok"], dns
+    # So is DNS over TCP: it ends on the node (dnsmasq), not the far end.
+    tcp_dns = bench.agent.call("connect", host=HOST, port=53, timeout=2.0)
+    assert tcp_dns["ok"], tcp_dns
     # UDP (QUIC on 443 included) and ICMP to the Internet are refused fast.
     for port in (443, 5000):
         udp = bench.agent.call("udp", host=HOST, port=port, timeout=2.0)
@@ -251,6 +310,13 @@ def test_tor_mode_end_to_end(bench):
     # IPv6 cannot walk round it: refused at once.
     six = bench.agent.http_get(UPSTREAM_ADDRESS6, timeout=3.0)
     assert not six["ok"] and six["elapsed"] < FAST, six
+    # A .onion name resolves (through tor's DNSPort) to a virtual address,
+    # and a connection to that address is tor's too.
+    virtual = resolve_onion(bench, ONION_NAME)
+    assert ipaddress.IPv4Address(virtual) in ipaddress.IPv4Network(tor.VIRTUAL_NETWORK)
+    opened = bench.agent.call("open", name="onion", host=virtual, port=80, timeout=3)
+    assert opened["ok"], opened
+    assert bench.redirected_to_tor(virtual)
     # The far end saw nothing at all from the client.
     assert bench.seen() == {"tcp": 0, "udp": 0, "icmp": 0, "ipv6": 0}
 
