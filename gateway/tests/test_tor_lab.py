@@ -14,9 +14,9 @@ which is what (c) checks: the client's connection to an Internet address
 is established, n1's conntrack shows it answered from
 ``listen_address:trans_port``, and that port belongs to tor (no stand-in
 listener). A ``.onion`` name resolves through tor's DNSPort to its
-virtual network, and a connection there is tor's too. tor's own attempts to reach
-the directory authorities die in the upstream namespace, which has no
-route anywhere; nothing leaves the lab.
+virtual network, and a connection there is tor's too. tor's own attempts
+to reach the directory authorities die in the upstream namespace, which
+has no route anywhere; nothing leaves the lab.
 """
 
 from __future__ import annotations
