@@ -28,8 +28,8 @@ Files (FileStore node paths; the lab keeps them under the node's root)
 - ``/etc/byzantium/tor/torrc`` and ``/etc/byzantium/tor/firewall.nft``
 - ``/var/lib/byzantium/tor`` (DataDirectory, owned by ``debian-tor``;
   ``onion/<name>/`` inside it per onion service)
-- ``/run/byzantium/tor/tor.pid`` (tor's own) and ``supervised-tor.pid``
-  (start-stop-daemon's)
+- ``/run/byzantium/tor/tor.pid`` (tor's own), ``supervised-tor.pid``
+  (start-stop-daemon's) and ``started-torrc.sha256`` (the torrc it runs)
 - ``/var/log/byzantium/tor/tor.log`` (tor's notices: bootstrap progress)
   and ``daemon.log`` (what tor printed before it opened its log)
 - ``/etc/systemd/system/byzantium-tor-gateway.service`` on a real node
@@ -770,9 +770,10 @@ def apply_tor(
         _stop(host)
         running = False
     if not running:
-        # A fresh log per start: the bootstrap progress read from it is
-        # this run's, and the ports this start opens are looked for in it.
+        # Fresh logs per start: the bootstrap progress read from them is
+        # this run's, and so are the ports opened and the errors seen.
         host.files.write(LOG_FILE, "", mode=0o640)
+        host.files.write(OUTPUT_FILE, "", mode=0o640)
         _prepare_folders(host)
         _start(host)
         _wait_listening(host, plan, timeout=start_timeout)

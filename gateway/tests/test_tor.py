@@ -584,6 +584,15 @@ def test_tor_that_dies_at_start_is_reported_with_its_reason(tmp_path, monkeypatc
     assert "Address already in use" in failed.value.message
 
 
+def test_errors_of_an_earlier_start_do_not_fail_this_one(tmp_path):
+    files = FileStore(tmp_path)
+    fake = FakeTor(files, PLAN, running=False)
+    files.write(tor.OUTPUT_FILE, "[err] Reading config failed--see warnings above.\n")
+    files.write(tor.LOG_FILE, "[err] Failed to bind one of the listener ports.\n")
+    host = Host(mode="lab", runner=fake.runner, files=files)
+    assert tor.apply_tor(host, PLAN, start_timeout=2).running
+
+
 def test_systemd_node_writes_a_unit_and_starts_it(tmp_path, monkeypatch):
     monkeypatch.setattr("services.supervisors.systemd_is_pid1", lambda: True)
     files = FileStore(tmp_path)
