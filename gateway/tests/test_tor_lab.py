@@ -39,14 +39,12 @@ from captive.firewall_lab import (
     UPSTREAM_ADDRESS6,
     ClientAgent,
     Upstream,
-    remove_stale,
 )
 from gateway import tor
 from portal.host.builders import nft
 from portal.host.builders import tor as tor_builders
 from portal.host.commands import CommandResult
 from portal.host.node import Host
-from portal.lab.pytest_plugin import labs_root
 from services.catalogue import catalogue
 from services.components import ConfigFilesComponent
 from services.context import NodeNetwork, ServiceContext
@@ -169,7 +167,9 @@ class Bench:
 
 @pytest.fixture(scope="module")
 def bench(make_module_lab) -> Iterator[Bench]:
-    remove_stale(labs_root())
+    # No captive.firewall_lab.remove_stale() here: it judges upstream
+    # namespaces against this checkout's labs only, so on a machine shared
+    # by several checkouts it would remove another run's live "Internet".
     lab = make_module_lab(nodes=1, clients=1)
     upstream = Upstream(prefix=lab.prefix, node_namespace=lab.namespace("n1"))
     setup = None
