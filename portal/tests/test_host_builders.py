@@ -13,7 +13,7 @@ from collections.abc import Callable
 import pytest
 
 from portal.host import validate
-from portal.host.builders import arping, inspect, nft, sysctl
+from portal.host.builders import arping, inspect, nft, sysctl, tor
 from portal.host.commands import CommandResult
 from portal.host.errors import CommandFailed, InvalidValue
 
@@ -71,6 +71,8 @@ BUILDER_PARAMETERS: list[tuple[str, Callable[[str], object]]] = [
     ("sysctl.interface_key.setting", lambda v: sysctl.interface_key("ipv4", "eth0", v)),
     ("arping.interface", lambda v: arping.duplicate_address_probe(v, "10.0.0.1")),
     ("arping.address", lambda v: arping.duplicate_address_probe("eth0", v)),
+    ("tor.verify_config.torrc", lambda v: tor.verify_config(v)),
+    ("tor.daemon_args.torrc", lambda v: tor.daemon_args(v)),
 ]
 
 
@@ -178,6 +180,20 @@ def test_route_show_refuses_unknown_family_and_table_zero():
 def test_inspection_commands_have_a_raised_output_cap():
     assert inspect.addr_show().output_cap == inspect.INSPECT_OUTPUT_CAP
     assert inspect.addr_show().check is True
+
+
+def test_tor_argv():
+    command = tor.verify_config("/etc/byzantium/tor/torrc")
+    assert command.argv == (
+        "tor", "--verify-config", "--defaults-torrc", "/dev/null",
+        "-f", "/etc/byzantium/tor/torrc",
+    )  # fmt: skip
+    assert command.check is False
+    assert tor.verify_config("/etc/t", check=True).check is True
+    assert tor.daemon_args("/etc/byzantium/tor/torrc") == (
+        "--defaults-torrc", "/dev/null", "-f", "/etc/byzantium/tor/torrc",
+        "--RunAsDaemon", "0",
+    )  # fmt: skip
 
 
 def test_nft_argv():

@@ -9,6 +9,7 @@ Command exists, and the tests pin every argv as an exact tuple.
 - ``nft``: check and apply rule files, list and delete the portal's tables
 - ``sysctl``: a whitelist of forwarding/ARP/RA switches
 - ``arping``: duplicate address detection (Habets arping, Debian's ``arping``)
+- ``tor``: ``tor --verify-config`` and tor's own arguments under a supervisor
 - ``netns``, ``link``, ``babeld``, ``dnsmasq``, ``dhclient``, ``process``:
   used by the lab and the mesh (owned by the lab)
 """
