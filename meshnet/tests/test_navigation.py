@@ -56,3 +56,9 @@ def test_mesh_pages_carry_the_mesh_navigation_and_other_pages_do_not(operator):
         assert f'href="{name}"' in mesh
     assert 'aria-label="Mesh pages"' not in operator.get("/jobs/").content.decode()
     assert 'href="/mesh/status/"' in operator.get("/jobs/").content.decode()
+
+
+def test_mesh_root_opens_the_mesh_status_page(operator):  # type: ignore[no-untyped-def]
+    response = operator.get("/mesh/", secure=True)
+    assert response.status_code == 302
+    assert response["Location"] == "/mesh/status/"
