@@ -91,18 +91,26 @@ def _kill_namespace(namespace: str) -> None:
     subprocess.run(["ip", "netns", "delete", namespace], capture_output=True)
 
 
-def remove_stale(labs_root: Path) -> list[str]:
-    """Remove upstream namespaces whose lab folder is gone (killed runs)."""
+def remove_stale(labs_root: Path | None = None) -> list[str]:
+    """Remove upstream namespaces whose lab is gone (killed runs).
+
+    An upstream is linked to a node of its lab, so it is stale once no node
+    namespace of its prefix exists (the lab's own clean-up removes a killed
+    run's nodes). Judging by the namespaces, not by a lab folder, keeps the
+    upstreams of labs started from another checkout or by the benchmark
+    (whose folders live elsewhere) alive. ``labs_root`` is no longer needed
+    and kept for callers.
+    """
     result = subprocess.run(
         ["ip", "-j", "netns", "list"], capture_output=True, text=True
     )
+    names = [entry.get("name", "") for entry in json.loads(result.stdout or "[]")]
     removed = []
-    for entry in json.loads(result.stdout or "[]"):
-        name = entry.get("name", "")
+    for name in names:
         if not _UPSTREAM_NS.match(name):
             continue
         prefix = name.rsplit("-", 1)[0]
-        if (labs_root / prefix).exists():
+        if any(re.fullmatch(rf"{re.escape(prefix)}-n\d+", other) for other in names):
             continue
         _kill_namespace(name)
         removed.append(name)
