@@ -1,0 +1,363 @@
+"""The real community services in a lab node, used by a real client.
+
+One lab (node n1, client c1) for the module. Each test switches services
+on through the framework's own job bodies (``request_activation`` then
+``activate_service``, as the panel and the privileged worker do), the
+daemons run under start-stop-daemon inside n1's namespace with the configs
+the framework rendered, and c1 uses them over its DHCP lease: an IRC
+registration and a message between two people on #mesh, a TLS handshake
+with the Mumble server and an XMPP stream offering STARTTLS (both with the
+node's certificate), Icecast relaying a stream that one client sends with
+the generated source password to a listener (its TLS port with the node's
+certificate), the offline library's guide book. Switching off closes the
+ports (connection refused from c1) and withdraws the announcement
+(``announced_services()`` and the node document served at
+``/api/v1/node``). Everything a test starts is
+switched off after it, and the lab is removed at the end of the module.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import socket
+import ssl
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from services import announce, components, services
+from services.context import NodeNetwork
+from services.health import namespace_socket
+from services.models import ObservedState, ServiceState
+
+pytestmark = [pytest.mark.lab, pytest.mark.django_db(transaction=True)]
+
+NODE = "10.213.1.1"  # n1's client-side address, as c1 reaches it
+
+
+@pytest.fixture(scope="module")
+def lab(make_module_lab):
+    return make_module_lab(nodes=1, clients=1)
+
+
+@pytest.fixture(scope="module")
+def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A node certificate like ``portal_init`` makes (EC P-256, self-signed)."""
+    folder = tmp_path_factory.mktemp("tls")
+    cert, key = folder / "portal.crt", folder / "portal.key"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+         "ec_paramgen_curve:P-256", "-nodes", "-days", "2", "-subj", "/CN=n1",
+         "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True, timeout=30,
+    )  # fmt: skip
+    return cert, key
+
+
+@pytest.fixture
+def node(lab, certificate, monkeypatch: pytest.MonkeyPatch) -> Iterator:
+    """The real catalogue run on lab node n1; every service off afterwards."""
+    monkeypatch.setattr(services, "current_host", lambda: lab.node_host("n1"))
+    network = NodeNetwork.from_mesh_state(lab.node_state("n1"))
+    monkeypatch.setattr(services, "node_network", lambda: network)
+    monkeypatch.setattr(announce, "_network", lambda: network)
+    monkeypatch.setattr(components, "node_tls_source", lambda: certificate)
+    yield lab
+    host, supervisor = services.host_and_supervisor()
+    for row in ServiceState.objects.all():
+        entry = services.entry_for(row.service_id)
+        context = services.build_context(entry, row, host)
+        components.switch_off(context, supervisor)
+
+
+def switch_on(service_id: str) -> dict:
+    services.request_activation(service_id=service_id)
+    return services.activate_service(service_id=service_id)
+
+
+def switch_off(service_id: str) -> dict:
+    services.request_deactivation(service_id=service_id)
+    return services.deactivate_service(service_id=service_id)
+
+
+def client_socket(lab, port: int, timeout: float = 5.0) -> socket.socket:
+    """A TCP connection from client c1 to the node."""
+    sock = namespace_socket(lab.namespace("c1"))
+    sock.settimeout(timeout)
+    try:
+        sock.connect((NODE, port))
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def assert_refused(lab, port: int) -> None:
+    with pytest.raises(ConnectionRefusedError):
+        client_socket(lab, port).close()
+
+
+def announced_ids() -> list[str]:
+    return [service.id for service in announce.announced_services()]
+
+
+def document_ids(client) -> list[str]:
+    response = client.get("/api/v1/node")
+    assert response.status_code == 200
+    return [service["id"] for service in json.loads(response.content)["services"]]
+
+
+def fetch(lab, url: str, *extra: str) -> subprocess.CompletedProcess[str]:
+    return lab.exec(
+        "c1",
+        ["curl", "-sS", "--max-time", "5", *extra, url],
+        capture=True,
+        timeout=15,
+    )
+
+
+def daemon_pid(lab, service_id: str, daemon: str) -> int:
+    path = lab.node_path(
+        "n1", f"/run/byzantium/services/{service_id}/supervised-{daemon}.pid"
+    )
+    return int(path.read_text().strip())
+
+
+def alive(pid: int) -> bool:
+    """The process exists and has not exited (a zombie waits for its reaper)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+# -- IRC -----------------------------------------------------------------------------
+
+
+class IrcClient:
+    """A line-based IRC connection with just enough protocol for a test."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.buffer = b""
+
+    def send(self, line: str) -> None:
+        self.sock.sendall(line.encode() + b"\r\n")
+
+    def wait_for(self, needle: str, timeout: float = 5.0) -> str:
+        """Read lines (answering PINGs) until one contains ``needle``."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            while b"\r\n" in self.buffer:
+                raw, self.buffer = self.buffer.split(b"\r\n", 1)
+                line = raw.decode(errors="replace")
+                if line.startswith("PING "):
+                    self.send("PONG " + line[5:])
+                if needle in line:
+                    return line
+            chunk = self.sock.recv(4096)
+            if not chunk:
+                break
+            self.buffer += chunk
+        raise AssertionError(f"no line with {needle!r}")
+
+    def register(self, nick: str) -> str:
+        self.send(f"NICK {nick}")
+        self.send(f"USER {nick} 0 * :{nick} on the mesh")
+        return self.wait_for(" 001 ")
+
+
+def test_two_irc_clients_register_and_talk_on_mesh_then_it_is_withdrawn(node, client):
+    assert switch_on("ircd") == {"switched_on": ["ircd"]}
+    assert announced_ids() == ["ircd"]
+    assert document_ids(client) == ["ircd"]
+
+    alice = IrcClient(client_socket(node, 6667))
+    bob = IrcClient(client_socket(node, 6667))
+    try:
+        assert "Welcome" in alice.register("alice")
+        bob.register("bob")
+        for person in (alice, bob):
+            person.send("JOIN #mesh")
+            person.wait_for(" 366 ")  # end of the channel's names: joined
+        alice.send("PRIVMSG #mesh :water at the school until 18:00")
+        line = bob.wait_for("PRIVMSG #mesh")
+        assert line.startswith(":alice!") and line.endswith(
+            ":water at the school until 18:00"
+        )
+    finally:
+        alice.sock.close()
+        bob.sock.close()
+
+    assert switch_off("ircd") == {"switched_off": ["ircd"]}
+    assert_refused(node, 6667)
+    assert_refused(node, 6697)
+    assert announced_ids() == []
+    assert document_ids(client) == []
+
+
+# -- voice and XMPP: TLS with the node's certificate ----------------------------------
+
+
+def _der(cert_file: Path) -> bytes:
+    return ssl.PEM_cert_to_DER_cert(cert_file.read_text())
+
+
+def _tls(sock: socket.socket) -> ssl.SSLSocket:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE  # self-signed: compared by hand below
+    return context.wrap_socket(sock)
+
+
+def test_mumble_server_completes_a_tls_handshake_with_the_node_certificate(
+    node, certificate
+):
+    switch_on("voice")
+    with _tls(client_socket(node, 64738)) as tls:
+        assert tls.version() in ("TLSv1.2", "TLSv1.3")
+        assert tls.getpeercert(binary_form=True) == _der(certificate[0])
+    row = ServiceState.objects.get(service_id="voice")
+    assert row.observed == ObservedState.RUNNING and row.last_health_ok
+    switch_off("voice")
+    assert_refused(node, 64738)
+    assert announced_ids() == []
+
+
+def test_xmpp_stream_offers_starttls_and_then_speaks_tls(node, certificate):
+    switch_on("xmpp")
+    sock = client_socket(node, 5222)
+    try:
+        sock.sendall(
+            b"<?xml version='1.0'?><stream:stream to='n1.mesh' version='1.0' "
+            b"xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'>"
+        )
+        features = _read_until(sock, b"</stream:features>")
+        assert b"<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'>" in features
+        assert b"<required/>" in features  # encryption is required
+        sock.sendall(b"<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>")
+        assert b"<proceed" in _read_until(sock, b"/>")
+        with _tls(sock) as tls:
+            assert tls.getpeercert(binary_form=True) == _der(certificate[0])
+    finally:
+        sock.close()
+    switch_off("xmpp")
+    assert_refused(node, 5222)
+
+
+def _read_until(sock: socket.socket, end: bytes, limit: int = 65536) -> bytes:
+    data = b""
+    while end not in data and len(data) < limit:
+        chunk = sock.recv(4096)
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+# -- HTTP: Icecast and the offline library -------------------------------------------
+
+
+def _source(lab, mount: str, password: str) -> socket.socket:
+    """A source client on c1 sending to ``mount`` (HTTP PUT, as ffmpeg does)."""
+    sock = client_socket(lab, 8000)
+    token = base64.b64encode(f"source:{password}".encode()).decode()
+    sock.sendall(
+        f"PUT {mount} HTTP/1.1\r\nHost: {NODE}:8000\r\n"
+        f"Authorization: Basic {token}\r\nContent-Type: audio/mpeg\r\n"
+        "Ice-Public: 0\r\nExpect: 100-continue\r\n\r\n".encode()
+    )
+    return sock
+
+
+def test_icecast_relays_a_stream_from_one_client_to_a_listener(node, certificate):
+    switch_on("stream")
+    secrets = ServiceState.objects.get(service_id="stream").secrets
+    stats = f"http://{NODE}:8000/admin/stats"
+    assert (
+        "401" in fetch(node, stats, "-w", "%{http_code}", "-u", "admin:hackme").stdout
+    )
+    about = fetch(node, stats, "-u", f"admin:{secrets['admin_password']}")
+    assert about.returncode == 0, about.stderr
+    assert "<client_connections>" in about.stdout  # the generated one opens it
+    with _tls(client_socket(node, 8443)) as tls:
+        assert tls.getpeercert(binary_form=True) == _der(certificate[0])
+
+    wrong = _source(node, "/wrong.mp3", "hackme")
+    assert b" 401 " in _read_until(wrong, b"\r\n\r\n")
+    wrong.close()
+
+    source = _source(node, "/radio.mp3", secrets["source_password"])
+    try:
+        assert b" 100 " in _read_until(source, b"\r\n\r\n")
+        audio = bytes(range(256)) * 64
+        source.sendall(audio)  # burst-on-connect hands this to a new listener
+        time.sleep(0.5)
+        listener = client_socket(node, 8000)
+        with listener:
+            listener.sendall(
+                f"GET /radio.mp3 HTTP/1.0\r\nHost: {NODE}\r\n\r\n".encode()
+            )
+            received = _read_until(listener, audio[:4096])
+            assert b" 200 OK" in received and audio[:4096] in received
+    finally:
+        source.close()
+    switch_off("stream")
+    assert fetch(node, f"http://{NODE}:8000/").returncode == 7  # refused
+    assert_refused(node, 8443)
+
+
+def test_the_library_serves_its_guide_book(node):
+    switch_on("library")
+    catalog = fetch(node, f"http://{NODE}:8081/catalog/v2/entries")
+    assert catalog.returncode == 0, catalog.stderr
+    assert "<title>Mesh guide</title>" in catalog.stdout
+    page = fetch(node, f"http://{NODE}:8081/content/mesh-guide/A/index.html", "-L")
+    assert page.returncode == 0 and "mesh" in page.stdout.lower()
+    switch_off("library")
+    assert_refused(node, 8081)
+
+
+# -- dependencies, failures ------------------------------------------------------------
+
+
+def test_onion_chat_pulls_in_the_chat_and_goes_off_with_it(node):
+    assert switch_on("onion-chat") == {"switched_on": ["ircd", "onion-chat"]}
+    tor = daemon_pid(node, "onion-chat", "tor")
+    assert alive(tor)
+    client_socket(node, 6667).close()  # the chat runs
+    assert set(announced_ids()) == {"ircd", "onion-chat"}
+
+    assert switch_off("ircd") == {"switched_off": ["onion-chat", "ircd"]}
+    assert not alive(tor)
+    assert_refused(node, 6667)
+    rows = dict(ServiceState.objects.values_list("service_id", "enabled"))
+    assert rows == {"ircd": False, "onion-chat": False}
+    assert announced_ids() == []
+
+
+def test_a_killed_daemon_is_failing_then_withdrawn_and_recovers(node, client):
+    switch_on("ircd")
+    os.kill(daemon_pid(node, "ircd", "ngircd"), 9)
+    for round_number in range(1, services.WITHDRAW_AFTER + 1):
+        services.run_health_checks()
+        row = ServiceState.objects.get(service_id="ircd")
+        assert row.observed == ObservedState.FAILING
+        assert row.withdrawn == (round_number >= services.WITHDRAW_AFTER)
+    assert announced_ids() == []
+    assert document_ids(client) == []
+    assert "not running" in row.last_health_message
+
+    assert services.reconcile_all()["started"] == ["ircd"]
+    services.run_health_checks()
+    row = ServiceState.objects.get(service_id="ircd")
+    assert row.observed == ObservedState.RUNNING and not row.withdrawn
+    assert announced_ids() == ["ircd"]
+    assert document_ids(client) == ["ircd"]
+    IrcClient(client_socket(node, 6667)).register("carol")
