@@ -673,14 +673,28 @@ class AnnouncementComponent:
                 json.dumps(record, sort_keys=True),
                 mode=0o644,
             )
+            _sync_mdns(context)
         _invalidate_document()
 
     def off(self, context: ServiceContext) -> None:
-        context.host.files.remove(self.record_path(context))
+        if context.host.files.remove(self.record_path(context)):
+            _sync_mdns(context)
         _invalidate_document()
 
     def diagnose(self, context: ServiceContext) -> Finding:
         return Finding(self.name, True, _("Announced while healthy."))
+
+
+def _sync_mdns(context: ServiceContext) -> None:
+    """Make the client-side responder follow the records folder now.
+
+    It starts with the first record, re-reads on SIGHUP and stops (with
+    goodbye packets) after the last one goes. A responder that cannot
+    start does not fail the service: the job log shows its commands.
+    """
+    from . import mdns
+
+    mdns.sync_responder(context.host, context.network)
 
 
 def _invalidate_document() -> None:

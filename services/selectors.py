@@ -45,6 +45,23 @@ class ServiceRow:
         ]
 
 
+def node_has_uplink() -> bool:
+    """Whether the node has an Internet uplink now (the gateway reports it).
+
+    The gateway part tells the captive app through
+    ``captive.services.uplink_state_set``; without that report (or without
+    the captive app) the node counts as offline, which is the safe answer:
+    an install job without an uplink can only fail.
+    """
+    from django.apps import apps
+
+    if not apps.is_installed("captive"):
+        return False
+    from captive.models import CaptiveSettings
+
+    return bool(CaptiveSettings.load().uplink_online)
+
+
 def _state(service_id: str, rows: dict[str, ServiceState]) -> ServiceState:
     return rows.get(service_id) or ServiceState(service_id=service_id)
 

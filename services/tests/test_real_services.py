@@ -24,16 +24,23 @@ import os
 import socket
 import ssl
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from services import announce, components, services
+from captive.selectors import mesh_services
+from meshnet import directory
+from meshnet.node_document import build_node_document
+from portal.lab.spec import client_subnet, mesh_address
+from services import announce, components, mdns, services
 from services.context import NodeNetwork
 from services.health import namespace_socket
 from services.models import ObservedState, ServiceState
+
+from .test_mdns_lab import browse_once
 
 pytestmark = [pytest.mark.lab, pytest.mark.django_db(transaction=True)]
 
@@ -42,7 +49,8 @@ NODE = "10.213.1.1"  # n1's client-side address, as c1 reaches it
 
 @pytest.fixture(scope="module")
 def lab(make_module_lab):
-    return make_module_lab(nodes=1, clients=1)
+    """n1 runs the services (c1 is its client); n2 is another node (c2 its)."""
+    return make_module_lab(nodes=2, clients=2)
 
 
 @pytest.fixture(scope="module")
@@ -177,6 +185,15 @@ def test_two_irc_clients_register_and_talk_on_mesh_then_it_is_withdrawn(node, cl
     assert switch_on("ircd") == {"switched_on": ["ircd"]}
     assert announced_ids() == ["ircd"]
     assert document_ids(client) == ["ircd"]
+    # An app on c1 that browses finds it (the responder started with it).
+    found = [
+        event
+        for event in browse_once(node.namespace("c1"), "_irc._tcp", 3.0)
+        if event["event"] == "add"
+    ]
+    assert [(e["name"], e["port"], e["addresses"]) for e in found] == [
+        ("Text chat (IRC) (n1)._irc._tcp.local.", 6667, [NODE])
+    ]
 
     alice = IrcClient(client_socket(node, 6667))
     bob = IrcClient(client_socket(node, 6667))
@@ -200,6 +217,104 @@ def test_two_irc_clients_register_and_talk_on_mesh_then_it_is_withdrawn(node, cl
     assert_refused(node, 6697)
     assert announced_ids() == []
     assert document_ids(client) == []
+    assert not mdns.responder_running(node.node_host("n1"))  # nothing to announce
+
+
+# -- across the mesh: another node's directory, DNS and welcome page -------------------
+
+
+def serve_document(lab, client) -> None:
+    """n1's real document (the portal's ``/api/v1/node``) on n1's port 80."""
+    from meshnet.models import MeshSettings
+    from portal.models import NodeSettings
+
+    row = NodeSettings.load()
+    row.node_name = "n1"
+    row.save()
+    MeshSettings.objects.update_or_create(
+        pk=1,
+        defaults={
+            "mesh_address": str(mesh_address("n1")),
+            "client_subnet": str(client_subnet("n1")),
+        },
+    )
+    components._invalidate_document()
+    folder = lab.folder("n1") / "www"
+    target = folder / "api/v1/node"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(client.get("/api/v1/node").content)
+
+
+@pytest.fixture
+def document_server(node) -> Iterator[None]:
+    folder = node.folder("n1") / "www"
+    folder.mkdir(exist_ok=True)
+    with open(node.folder("n1") / "www.log", "ab") as log:
+        server = subprocess.Popen(
+            ["ip", "netns", "exec", node.namespace("n1"), sys.executable, "-m",
+             "http.server", "80", "--bind", mesh_address("n1").compressed,
+             "--directory", str(folder)],
+            stdout=log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    try:
+        yield
+    finally:
+        server.terminate()
+        server.wait(5)
+
+
+def sync_n2(lab) -> directory.SyncResult:
+    """One directory round of node n2, as its own portal runs it."""
+    own = directory.OwnNode(
+        document=build_node_document(
+            name="n2",
+            mesh_address=str(mesh_address("n2")),
+            client_subnet=str(client_subnet("n2")),
+            gateway=False,
+        ),
+        domain="mesh",
+    )
+    return directory.sync_directory(
+        lab.node_host("n2"),
+        own=own,
+        babel_socket=lab.node_path("n2", "/run/byzantium/babeld.sock"),
+        log=lambda _text: None,
+    )
+
+
+def resolve(lab, member: str, name: str) -> str:
+    result = lab.exec(member, ["getent", "ahostsv4", name], capture=True)
+    return result.stdout.split()[0] if result.returncode == 0 else ""
+
+
+def test_another_node_lists_resolves_and_reaches_the_chat_then_forgets_it(
+    node, client, document_server
+):
+    switch_on("ircd")
+    serve_document(node, client)
+    deadline = time.monotonic() + 15
+    while not sync_n2(node).seen and time.monotonic() < deadline:
+        time.sleep(0.3)  # the document server is starting
+    hosts = node.node_path("n2", directory.HOSTS_FILE).read_text()
+    assert "10.213.0.1 ircd.n1.mesh" in hosts.splitlines()
+    # c2, a client of n2, finds the chat of n1 by its mesh name and uses it.
+    assert resolve(node, "c2", "ircd.n1.mesh") == "10.213.0.1"
+    sock = namespace_socket(node.namespace("c2"))
+    sock.settimeout(5)
+    sock.connect(("10.213.0.1", 6667))
+    with sock:
+        assert "Welcome" in IrcClient(sock).register("dave")
+    # n2's welcome page lists it under the other nodes, with what it is for.
+    _here, elsewhere = mesh_services()
+    (chat,) = elsewhere
+    assert (chat.node, chat.name, chat.port) == ("n1", "Text chat (IRC)", 6667)
+    assert chat.purpose == services.entry_for("ircd").purpose
+
+    switch_off("ircd")
+    serve_document(node, client)
+    assert sync_n2(node).hosts_changed
+    assert resolve(node, "c2", "ircd.n1.mesh") == ""
+    assert mesh_services()[1] == []
 
 
 # -- voice and XMPP: TLS with the node's certificate ----------------------------------
