@@ -47,6 +47,11 @@ class MeshState:
     # RFC 8908 API URI for DHCP option 114; set by the captive app when its
     # portal is on, None otherwise.
     captive_portal_api: str | None = None
+    # While the captive portal is on and the mesh has no way to the
+    # Internet, every name outside the mesh domain resolves to this address
+    # of the node (the captive app decides, see captive.probes), so a phone
+    # that types any site lands on the node's pages instead of a DNS error.
+    offline_dns_answer: str | None = None
 
     @property
     def mesh_interfaces(self) -> tuple[InterfaceState, ...]:
@@ -104,6 +109,7 @@ class MeshState:
             address_origin=settings_row.address_origin,
             interfaces=interfaces,
             captive_portal_api=_captive_portal_api(),
+            offline_dns_answer=_offline_dns_answer(),
         )
 
 
@@ -112,3 +118,10 @@ def _captive_portal_api() -> str | None:
     from captive.selectors import captive_portal_api_uri
 
     return captive_portal_api_uri()
+
+
+def _offline_dns_answer() -> str | None:
+    """The captive app's answer for every outside name while offline."""
+    from captive.selectors import offline_dns_answer
+
+    return offline_dns_answer()
