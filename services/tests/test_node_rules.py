@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import configparser
+import html
 import subprocess
 from pathlib import Path
 
@@ -64,6 +65,20 @@ def _uplink(online: bool) -> None:
     row.save()
 
 
+@pytest.fixture
+def no_prosody(monkeypatch):
+    """This machine has prosody; the node of these tests has not."""
+    from services import selectors
+
+    installed = selectors.installed_debian_packages() - {"prosody"}
+    monkeypatch.setattr(selectors, "installed_debian_packages", lambda: installed)
+    monkeypatch.setattr(
+        selectors, "missing_packages", lambda entry, known=None: [
+            name for name in entry.packages if name not in installed
+        ],
+    )  # fmt: skip
+
+
 def _missing(service_id: str) -> None:
     row = services.state_for(service_id)
     row.observed = ObservedState.MISSING
@@ -74,7 +89,9 @@ def _missing(service_id: str) -> None:
 # -- packages --------------------------------------------------------------------
 
 
-def test_without_an_uplink_no_install_job_and_the_command_is_given(operator):
+def test_without_an_uplink_no_install_job_and_the_command_is_given(
+    operator, no_prosody
+):
     _uplink(False)
     _missing("xmpp")
     page = operator.get(reverse("services:detail", args=["xmpp"]), secure=True)
@@ -93,7 +110,7 @@ def test_without_an_uplink_no_install_job_and_the_command_is_given(operator):
     assert Job.objects.count() == before
 
 
-def test_with_an_uplink_the_page_offers_the_install_job(operator):
+def test_with_an_uplink_the_page_offers_the_install_job(operator, no_prosody):
     _uplink(True)
     _missing("xmpp")
     page = operator.get(reverse("services:detail", args=["xmpp"]), secure=True)
@@ -102,6 +119,42 @@ def test_with_an_uplink_the_page_offers_the_install_job(operator):
     job = Job.objects.get(kind="services.install_packages")
     assert job.arguments == {"service_id": "xmpp"}
     assert reply.status_code == 302 and str(job.pk) in reply["Location"]
+
+
+# -- hostile settings on the real entries --------------------------------------------
+
+HOSTILE = [
+    ("ircd", "channel", "#mesh\n[Operator]", "line breaks"),
+    ("ircd", "channel", "mesh", "followed by letters"),
+    ("library", "zim_folder", "/srv/../etc", "no '..'"),
+    ("library", "zim_folder", "zim", "full folder path"),
+    ("voice", "welcome", 'Hi" ; rm', "double quotes"),
+    ("voice", "max_users", "100000", "between 2 and 500"),
+    ("stream", "max_listeners", "ten", "whole number"),
+]
+
+
+@pytest.mark.parametrize(("service_id", "key", "value", "reason"), HOSTILE)
+def test_a_hostile_setting_is_refused_on_the_page_and_changes_nothing(
+    operator, service_id, key, value, reason
+):
+    row = services.state_for(service_id)
+    row.enabled = True  # a running service would be restarted by a change
+    row.save()
+    before = Job.objects.count()
+    form = {
+        setting.key: setting.default
+        for setting in catalogue().get(service_id).settings
+        if setting.default is not None and setting.kind != "boolean"
+    }
+    form[key] = value
+    page = operator.post(
+        reverse("services:detail", args=[service_id]), form, secure=True
+    )
+    assert page.status_code == 200
+    assert reason in html.unescape(page.content.decode())
+    assert services.state_for(service_id).settings == {}
+    assert Job.objects.count() == before  # nothing queued
 
 
 # -- boot --------------------------------------------------------------------------

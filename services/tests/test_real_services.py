@@ -181,7 +181,9 @@ class IrcClient:
         return self.wait_for(" 001 ")
 
 
-def test_two_irc_clients_register_and_talk_on_mesh_then_it_is_withdrawn(node, client):
+def test_two_irc_clients_register_and_talk_on_mesh_then_it_is_withdrawn(
+    node, client, certificate
+):
     assert switch_on("ircd") == {"switched_on": ["ircd"]}
     assert announced_ids() == ["ircd"]
     assert document_ids(client) == ["ircd"]
@@ -211,6 +213,10 @@ def test_two_irc_clients_register_and_talk_on_mesh_then_it_is_withdrawn(node, cl
     finally:
         alice.sock.close()
         bob.sock.close()
+    with _tls(client_socket(node, 6697)) as tls:  # IRC over TLS
+        assert tls.getpeercert(binary_form=True) == _der(certificate[0])
+        carol = IrcClient(tls)  # type: ignore[arg-type]
+        assert "Welcome" in carol.register("carol")
 
     assert switch_off("ircd") == {"switched_off": ["ircd"]}
     assert_refused(node, 6667)
@@ -218,6 +224,60 @@ def test_two_irc_clients_register_and_talk_on_mesh_then_it_is_withdrawn(node, cl
     assert announced_ids() == []
     assert document_ids(client) == []
     assert not mdns.responder_running(node.node_host("n1"))  # nothing to announce
+
+
+# -- never on the uplink ------------------------------------------------------------
+
+UPLINK_NODE_SIDE = "up-svc"
+
+
+def _ip(*argv: str) -> None:
+    subprocess.run(["ip", *argv], check=True, capture_output=True, timeout=15)
+
+
+@pytest.fixture(scope="module")
+def uplink(lab) -> Iterator[str]:
+    """A namespace behind a second veth of n1 that the portal does not know
+    as a client or mesh side: the uplink, with a route to n1's networks."""
+    namespace = f"{lab.prefix}-sup"
+    _ip("netns", "add", namespace)
+    try:
+        _ip("-n", namespace, "link", "set", "lo", "up")
+        _ip(
+            "-n", namespace, "link", "add", "eth0", "type", "veth",
+            "peer", "name", UPLINK_NODE_SIDE, "netns", lab.namespace("n1"),
+        )  # fmt: skip
+        _ip("-n", namespace, "addr", "add", "192.0.2.2/24", "dev", "eth0")
+        _ip("-n", namespace, "link", "set", "eth0", "up")
+        node = lab.namespace("n1")
+        _ip("-n", node, "addr", "add", "192.0.2.1/24", "dev", UPLINK_NODE_SIDE)
+        _ip("-n", node, "link", "set", UPLINK_NODE_SIDE, "up")
+        _ip("-n", namespace, "route", "add", "10.213.0.0/16", "via", "192.0.2.1")
+        yield namespace
+    finally:
+        subprocess.run(["ip", "netns", "delete", namespace], check=False)
+
+
+def _reaches(namespace: str, address: str, port: int) -> bool:
+    sock = namespace_socket(namespace)
+    sock.settimeout(1.0)
+    try:
+        sock.connect((address, port))
+    except OSError:
+        return False
+    finally:
+        sock.close()
+    return True
+
+
+def test_the_chat_is_not_reachable_from_the_uplink(node, uplink):
+    ping = ["ip", "netns", "exec", uplink, "ping", "-c1", "-W2", NODE]
+    assert subprocess.run(ping, capture_output=True, timeout=10).returncode == 0
+    switch_on("ircd")
+    assert _reaches(node.namespace("c1"), NODE, 6667)
+    for address in (NODE, "10.213.0.1", "192.0.2.1"):
+        assert not _reaches(uplink, address, 6667), address
+    switch_off("ircd")
 
 
 # -- across the mesh: another node's directory, DNS and welcome page -------------------
@@ -437,6 +497,24 @@ def test_the_library_serves_its_guide_book(node):
     assert page.returncode == 0 and "mesh" in page.stdout.lower()
     switch_off("library")
     assert_refused(node, 8081)
+
+
+def test_at_boot_the_library_comes_back_seeded_on_an_empty_medium(node):
+    """A live medium without persistence: after a reboot the daemon is gone
+    and the data folder is empty; the boot reconcile seeds and starts it."""
+    switch_on("library")
+    host, supervisor = services.host_and_supervisor()
+    row = ServiceState.objects.get(service_id="library")
+    context = services.build_context(services.entry_for("library"), row, host)
+    components.DaemonComponent(supervisor).off(context)  # the power went
+    data = Path(context.real("data_dir"))
+    for path in data.iterdir():
+        path.unlink()
+    assert services.reconcile_all()["started"] == ["library"]
+    assert (data / "mesh-guide.zim").is_file()
+    catalog = fetch(node, f"http://{NODE}:8081/catalog/v2/entries")
+    assert "<title>Mesh guide</title>" in catalog.stdout
+    switch_off("library")
 
 
 # -- dependencies, failures ------------------------------------------------------------
