@@ -109,7 +109,10 @@ Top level:
   systemd unit (``byzantium-<id>-<name>.service``; the first daemon's unit
   is ``byzantium-<id>.service``).
 - ``executable`` (str): absolute path under /usr/bin, /usr/sbin,
-  /usr/lib, /usr/share, /usr/local/bin or /opt.
+  /usr/lib, /usr/share, /usr/local/bin or /opt, of a compiled program:
+  the supervisors find a daemon by its executable, and a script's is its
+  interpreter, so a script daemon names the interpreter here and the
+  script as its first argument (prosody: ``/usr/bin/lua5.4``).
 - ``args`` (list of str): arguments, placeholders allowed. The daemon must
   stay in the FOREGROUND: the supervisor backgrounds it and keeps the pid.
 - ``env`` (table str -> str): extra environment (no ``*PATH``, ``LD_*``).
