@@ -161,7 +161,10 @@ Top level:
   ``"http://{host}:{port_http}/"``. ``app`` (kind app): msgid naming the
   apps ("Mumble (desktop), Mumla (Android)"); ``port`` (a port name) the
   app connects to. ``mdns_type`` (optional): DNS-SD type announced on the
-  client side, e.g. ``"_mumble._tcp"``.
+  client side, e.g. ``"_mumble._tcp"``. ``address_file`` (optional): a
+  file under ``{data_dir}/`` where the daemon writes the address people
+  use instead of the node's mesh name (tor's onion ``hostname``); the
+  activation job reads it (one host name, checked) and the page shows it.
 
 ``[hardening]``:
 
@@ -433,6 +436,7 @@ class ClientUse:
     app: str = ""
     port: str = ""
     mdns_type: str = ""
+    address_file: str = ""
 
     @property
     def app_title(self) -> str:
@@ -883,8 +887,15 @@ def _load_entry(path: Path) -> CatalogueEntry:
         app=client_table.str("app"),
         port=client_table.str("port"),
         mdns_type=client_table.str("mdns_type"),
+        address_file=client_table.str("address_file"),
     )
     client_table.done()
+    if client.address_file and not re.fullmatch(
+        r"\{data_dir\}(/[A-Za-z0-9_][A-Za-z0-9_.-]{0,62})+", client.address_file
+    ):
+        raise CatalogueError(
+            f"{where} client: address_file must be under {{data_dir}}/"
+        )
     if client.kind not in CLIENT_KINDS:
         raise CatalogueError(f"{where} client: kind must be url or app")
     if client.kind == "url":

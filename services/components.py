@@ -19,7 +19,9 @@ import grp
 import json
 import os
 import pwd
+import re
 import shutil
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -627,6 +629,39 @@ class HealthCheckComponent:
     def diagnose(self, context: ServiceContext) -> Finding:
         self.last = check_health(context, self.supervisor)
         return Finding(self.name, self.last.ok, self.last.message)
+
+
+# -- the address a service publishes itself (an onion address) -------------------
+
+HOST_NAME_RE = re.compile(
+    r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)+"
+)
+ADDRESS_WAIT_SECONDS = 5.0
+
+
+def read_client_address(context: ServiceContext, wait: float = 0.0) -> str:
+    """The host name the daemon wrote to its ``address_file``, or "".
+
+    tor writes its onion ``hostname`` a moment after it starts, hence the
+    short wait. Anything but one host name (at most 100 characters) is
+    ignored: the file is the daemon's, but the page must show a name only.
+    """
+    address_file = context.entry.client.address_file
+    if not address_file:
+        return ""
+    path = Path(expand(address_file, context))
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            text = path.read_text(errors="replace").strip()
+        except OSError:
+            text = ""
+        if text or time.monotonic() >= deadline:
+            break
+        time.sleep(0.1)
+    if len(text) <= 100 and HOST_NAME_RE.fullmatch(text):
+        return text
+    return ""
 
 
 # -- announcement -----------------------------------------------------------------

@@ -128,15 +128,22 @@ class ClientAccess:
     ports: tuple[str, ...] = ()
 
 
-def client_access(entry: CatalogueEntry) -> ClientAccess:
+def client_access(
+    entry: CatalogueEntry, state: ServiceState | None = None
+) -> ClientAccess:
     """``SERVICE.NODE.mesh`` (mesh DNS, while it is announced) and the node's
-    client-side address, with the URL or the port an app needs."""
+    client-side address, with the URL or the port an app needs; or the
+    address the service published itself (an onion address) once known."""
     from .announce import _network, client_use
 
+    ports = tuple(f"{port.proto} {port.port}" for port in entry.ports if port.listens)
+    if entry.client.address_file:
+        port = entry.port(entry.client.port).port if entry.client.port else None
+        published = state.client_address if state is not None else ""
+        return ClientAccess(name=published, address="", port=port, ports=ports)
     network = _network()
     name = f"{entry.id}.{network.node_name}.{network.domain}"
     address = (network.client_addresses or network.mesh_addresses or ("",))[0]
-    ports = tuple(f"{port.proto} {port.port}" for port in entry.ports if port.listens)
     if entry.client.kind == "url":
         return ClientAccess(
             name=name,

@@ -271,6 +271,10 @@ def _switch_on_one(
             _("%(service)s: %(message)s")
             % {"service": entry.title, "message": problem.message}
         ) from None
+    if entry.client.address_file:
+        row.client_address = components.read_client_address(
+            context, wait=components.ADDRESS_WAIT_SECONDS
+        )
     _record(row, ObservedState.RUNNING, ok=True, message=_("It answers."))
 
 

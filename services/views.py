@@ -69,7 +69,7 @@ def service_detail(request: HttpRequest, service_id: str) -> HttpResponse:
             "entry": entry,
             "form": form,
             "uplink": selectors.node_has_uplink(),
-            "access": selectors.client_access(entry),
+            "access": selectors.client_access(entry, row.state),
         },
     )
 

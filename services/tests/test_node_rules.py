@@ -157,6 +157,33 @@ def test_a_hostile_setting_is_refused_on_the_page_and_changes_nothing(
     assert Job.objects.count() == before  # nothing queued
 
 
+# -- the address a service publishes itself -----------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("written", "read"),
+    [
+        ("abcdefghijklmnopqrstuvwxyz234567abcdefghijklmnopqrstuvwx.onion\n", None),
+        ("", ""),
+        ("<script>x</script>.onion", ""),
+        ("two\nlines.onion", ""),
+        ("a" * 120 + ".onion", ""),
+    ],
+)
+def test_only_a_host_name_is_taken_from_the_address_file(tmp_path, written, read):
+    entry = catalogue().get("onion-chat")
+    context = ServiceContext(
+        entry=entry,
+        host=Host(mode="lab", runner=RecordingRunner(), files=FileStore(tmp_path)),
+        network=NETWORK,
+    )
+    hostname = Path(context.real("data_dir")) / "chat/hostname"
+    hostname.parent.mkdir(parents=True)
+    hostname.write_text(written)
+    expected = written.strip() if read is None else read
+    assert components.read_client_address(context) == expected
+
+
 # -- boot --------------------------------------------------------------------------
 
 

@@ -31,6 +31,7 @@ from services import services
 from services.models import ObservedState
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+ONION = "abcdefghijklmnopqrstuvwxyz234567abcdefghijklmnopqrstuvwx.onion"
 
 
 def _services_in_every_state() -> None:
@@ -74,7 +75,12 @@ def _services_in_every_state() -> None:
         last_health_ok=False,
         last_health_message="Packages missing: prosody.",
     )
-    put("onion-chat", enabled=True, observed=ObservedState.RUNNING)
+    put(
+        "onion-chat",
+        enabled=True,
+        observed=ObservedState.RUNNING,
+        client_address=ONION,
+    )
     services.request_activation(service_id="stream")  # generates its passwords
     put(
         "stream",
@@ -148,6 +154,13 @@ def test_services_list_detail_and_confirm_pages(
     assert "Switch on" not in text
     admin.assert_fits()
     admin.shot("services-detail-xmpp")
+
+    page.goto(live_server.url + "/services/onion-chat/")
+    text = page.inner_text("main")
+    assert ONION in text and "onion-chat.riverside.mesh" not in text
+    assert "Ports it listens on" not in text  # tor listens on none itself
+    admin.assert_fits()
+    admin.shot("services-detail-onion")
 
     page.goto(live_server.url + "/services/ircd/off/")
     assert "Chat reachable over Tor" in page.inner_text("main")

@@ -21,6 +21,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import socket
 import ssl
 import subprocess
@@ -35,7 +36,7 @@ from captive.selectors import mesh_services
 from meshnet import directory
 from meshnet.node_document import build_node_document
 from portal.lab.spec import client_subnet, mesh_address
-from services import announce, components, mdns, services
+from services import announce, components, mdns, selectors, services
 from services.context import NodeNetwork
 from services.health import namespace_socket
 from services.models import ObservedState, ServiceState
@@ -526,6 +527,13 @@ def test_onion_chat_pulls_in_the_chat_and_goes_off_with_it(node):
     assert alive(tor)
     client_socket(node, 6667).close()  # the chat runs
     assert set(announced_ids()) == {"ircd", "onion-chat"}
+    # tor made the onion address (offline: keys only); the page shows it.
+    onion = ServiceState.objects.get(service_id="onion-chat").client_address
+    assert re.fullmatch(r"[a-z2-7]{56}\.onion", onion), onion
+    access = selectors.client_access(
+        services.entry_for("onion-chat"), services.state_for("onion-chat")
+    )
+    assert (access.name, access.port) == (onion, 6667)
 
     assert switch_off("ircd") == {"switched_off": ["onion-chat", "ircd"]}
     assert not alive(tor)
