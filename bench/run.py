@@ -3,7 +3,8 @@
 The run works in a temporary folder of its own (``/tmp/byz-bench-*``): a
 fresh state folder (database, secrets, Redis socket), and labs under the
 bench-only prefixes ``bnw`` (the node under test), ``bnc`` (convergence
-timing) and ``bnm`` (mesh apply and directory, :mod:`bench.meshnet`), so it
+timing), ``bnm`` (mesh apply and directory, :mod:`bench.meshnet`) and
+``bns`` (services, :mod:`bench.services`), so it
 never disturbs ``make run``'s ``var/`` and ``byz`` lab, nor the test suite's
 labs. The folder and everything started are removed at
 the end, on error and on Ctrl-C; a folder left by a run that was killed
@@ -83,6 +84,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--captive",
         action="store_true",
         help="also the captive firewall: sets against per-client rules (~2 min)",
+    )
+    parser.add_argument(
+        "--services",
+        action="store_true",
+        help="also the services: switch-on to healthy and memory of each daemon "
+        "(ircd, voice, xmpp, stream, library; 3 repetitions, ~2 min)",
     )
     parser.add_argument(
         "--quick",
@@ -364,6 +371,12 @@ def run_captive_section(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     )
 
 
+def run_services_section(args: argparse.Namespace, work: Path) -> dict[str, Any]:
+    from bench.services import run_services
+
+    return run_services(work / "services", repetitions=1 if args.quick else 3, say=say)
+
+
 # -- report --------------------------------------------------------------------
 
 
@@ -467,6 +480,10 @@ def render_report(results: dict[str, Any]) -> str:
         from bench.captive_firewall import render
 
         parts.append(render(results["captive_firewall"]))
+    if results.get("services"):
+        from bench.services import render_services
+
+        parts.append(render_services(results["services"]))
     for error in results.get("errors", []):
         parts.append(f"\nERROR in {error['section']}: {error['error']}")
     return "\n".join(parts)
@@ -489,6 +506,9 @@ def failures(results: dict[str, Any]) -> list[str]:
     from bench.meshnet import mesh_failures
 
     found.extend(mesh_failures(results.get("mesh")))
+    from bench.services import services_failures
+
+    found.extend(services_failures(results.get("services")))
     return found
 
 
@@ -538,11 +558,18 @@ def main(argv: list[str] | None = None) -> int:
                 args.captive and root,
                 lambda: run_captive_section(args, work),
             ),
+            (
+                "services",
+                args.services and root,
+                lambda: run_services_section(args, work),
+            ),
         ]
         if not root and not args.no_lab:
             say("Not root: no lab, so no convergence timing (run as root).")
         if not root and args.captive:
             say("Not root: no captive firewall figures (run as root).")
+        if not root and args.services:
+            say("Not root: no services figures (run as root).")
         for name, wanted, section in sections:
             if not wanted:
                 continue

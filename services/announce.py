@@ -30,6 +30,7 @@ class AnnouncedService:
     protocol: str
     port: int | None
     url: str
+    purpose: str = ""
 
 
 def client_use(entry: CatalogueEntry, host: str) -> AnnouncedService:
@@ -49,10 +50,16 @@ def client_use(entry: CatalogueEntry, host: str) -> AnnouncedService:
             protocol=url.split(":", 1)[0],
             port=port_number,
             url=url,
+            purpose=entry.purpose,
         )
     port = entry.port(client.port)
     return AnnouncedService(
-        id=entry.id, name=entry.name, protocol=port.name, port=port.port, url=""
+        id=entry.id,
+        name=entry.name,
+        protocol=port.name,
+        port=port.port,
+        url="",
+        purpose=entry.purpose,
     )
 
 
@@ -93,6 +100,7 @@ def service_offers() -> Iterable:
             protocol=service.protocol,
             port=service.port,
             url=service.url,
+            purpose=service.purpose[:200],
         )
         for service in announced_services()
     ]

@@ -109,7 +109,10 @@ Top level:
   systemd unit (``byzantium-<id>-<name>.service``; the first daemon's unit
   is ``byzantium-<id>.service``).
 - ``executable`` (str): absolute path under /usr/bin, /usr/sbin,
-  /usr/lib, /usr/share, /usr/local/bin or /opt.
+  /usr/lib, /usr/share, /usr/local/bin or /opt, of a compiled program:
+  the supervisors find a daemon by its executable, and a script's is its
+  interpreter, so a script daemon names the interpreter here and the
+  script as its first argument (prosody: ``/usr/bin/lua5.4``).
 - ``args`` (list of str): arguments, placeholders allowed. The daemon must
   stay in the FOREGROUND: the supervisor backgrounds it and keeps the pid.
 - ``env`` (table str -> str): extra environment (no ``*PATH``, ``LD_*``).
@@ -158,7 +161,10 @@ Top level:
   ``"http://{host}:{port_http}/"``. ``app`` (kind app): msgid naming the
   apps ("Mumble (desktop), Mumla (Android)"); ``port`` (a port name) the
   app connects to. ``mdns_type`` (optional): DNS-SD type announced on the
-  client side, e.g. ``"_mumble._tcp"``.
+  client side, e.g. ``"_mumble._tcp"``. ``address_file`` (optional): a
+  file under ``{data_dir}/`` where the daemon writes the address people
+  use instead of the node's mesh name (tor's onion ``hostname``); the
+  activation job reads it (one host name, checked) and the page shows it.
 
 ``[hardening]``:
 
@@ -430,6 +436,7 @@ class ClientUse:
     app: str = ""
     port: str = ""
     mdns_type: str = ""
+    address_file: str = ""
 
     @property
     def app_title(self) -> str:
@@ -880,8 +887,15 @@ def _load_entry(path: Path) -> CatalogueEntry:
         app=client_table.str("app"),
         port=client_table.str("port"),
         mdns_type=client_table.str("mdns_type"),
+        address_file=client_table.str("address_file"),
     )
     client_table.done()
+    if client.address_file and not re.fullmatch(
+        r"\{data_dir\}(/[A-Za-z0-9_][A-Za-z0-9_.-]{0,62})+", client.address_file
+    ):
+        raise CatalogueError(
+            f"{where} client: address_file must be under {{data_dir}}/"
+        )
     if client.kind not in CLIENT_KINDS:
         raise CatalogueError(f"{where} client: kind must be url or app")
     if client.kind == "url":

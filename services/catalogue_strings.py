@@ -25,7 +25,6 @@ STRINGS = [
     _("Icecast admin password (user: admin)"),
     _("Icecast relay password"),
     _("Keeps copies of web pages fetched through the node's uplink so that the next visitor gets them without using the uplink again."),
-    _("Leave empty for an open server; set one to keep the voice chat to people you tell it to."),
     _("Memory cache size (MB)"),
     _("Memory for the most used pages; keep it small on a netbook."),
     _("Messaging (XMPP)"),
@@ -50,6 +49,7 @@ STRINGS = [
     _("Web browser: set the HTTP proxy to this address and port"),
     _("Web cache (Squid)"),
     _("Welcome text"),
+    _("With one, only the people you tell it to can join the voice chat; without one, anyone on the mesh can."),
     _("Write documents together in real time (lists of needs, shift plans, minutes) with the Gobby app on computers."),
 ]
 # fmt: on

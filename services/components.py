@@ -19,7 +19,9 @@ import grp
 import json
 import os
 import pwd
+import re
 import shutil
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -629,6 +631,39 @@ class HealthCheckComponent:
         return Finding(self.name, self.last.ok, self.last.message)
 
 
+# -- the address a service publishes itself (an onion address) -------------------
+
+HOST_NAME_RE = re.compile(
+    r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)+"
+)
+ADDRESS_WAIT_SECONDS = 5.0
+
+
+def read_client_address(context: ServiceContext, wait: float = 0.0) -> str:
+    """The host name the daemon wrote to its ``address_file``, or "".
+
+    tor writes its onion ``hostname`` a moment after it starts, hence the
+    short wait. Anything but one host name (at most 100 characters) is
+    ignored: the file is the daemon's, but the page must show a name only.
+    """
+    address_file = context.entry.client.address_file
+    if not address_file:
+        return ""
+    path = Path(expand(address_file, context))
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            text = path.read_text(errors="replace").strip()
+        except OSError:
+            text = ""
+        if text or time.monotonic() >= deadline:
+            break
+        time.sleep(0.1)
+    if len(text) <= 100 and HOST_NAME_RE.fullmatch(text):
+        return text
+    return ""
+
+
 # -- announcement -----------------------------------------------------------------
 
 
@@ -673,14 +708,28 @@ class AnnouncementComponent:
                 json.dumps(record, sort_keys=True),
                 mode=0o644,
             )
+            _sync_mdns(context)
         _invalidate_document()
 
     def off(self, context: ServiceContext) -> None:
-        context.host.files.remove(self.record_path(context))
+        if context.host.files.remove(self.record_path(context)):
+            _sync_mdns(context)
         _invalidate_document()
 
     def diagnose(self, context: ServiceContext) -> Finding:
         return Finding(self.name, True, _("Announced while healthy."))
+
+
+def _sync_mdns(context: ServiceContext) -> None:
+    """Make the client-side responder follow the records folder now.
+
+    It starts with the first record, re-reads on SIGHUP and stops (with
+    goodbye packets) after the last one goes. A responder that cannot
+    start does not fail the service: the job log shows its commands.
+    """
+    from . import mdns
+
+    mdns.sync_responder(context.host, context.network)
 
 
 def _invalidate_document() -> None:

@@ -40,7 +40,10 @@ class ServiceSettingsForm(forms.Form):
                     widget=forms.PasswordInput(render_value=False),
                     **common,
                 )
-                field.help_text = _("Leave empty to keep the current one.")
+                keep = _("Leave empty to keep the current one.")
+                field.help_text = (
+                    f"{setting.help_text} {keep}" if setting.help else str(keep)
+                )
             else:
                 field = forms.CharField(max_length=400, strip=False, **common)
             self.fields[setting.key] = field

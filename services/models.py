@@ -61,6 +61,12 @@ class ServiceState(models.Model):
     consecutive_failures = models.PositiveIntegerField(
         _("failed checks in a row"), default=0
     )
+    client_address = models.CharField(
+        _("address people use"),
+        max_length=100,
+        blank=True,
+        help_text=_("Read from the service (an onion address) when it starts."),
+    )
     withdrawn = models.BooleanField(
         _("withdrawn from announcements"),
         default=False,

@@ -24,7 +24,7 @@ from django.utils.translation import gettext as _
 
 from portal.host.builders import apt
 from portal.host.node import Host, current_host
-from portal.jobqueue.errors import JobFailed
+from portal.jobqueue.errors import JobFailed, JobInputError
 from portal.jobqueue.services import enqueue_job
 
 from . import catalogue as catalogue_module
@@ -161,9 +161,34 @@ def mark_secrets_seen(*, service_id: str) -> None:
     row.save(update_fields=["secrets_unseen", "updated_at"])
 
 
+class NoUplink(JobInputError):
+    """Packages were asked for while the node has no uplink; nothing queued."""
+
+
 def request_package_install(*, service_id: str, user: Any = None) -> Any:
-    """Queue the install job of a service's Debian packages."""
-    entry_for(service_id)
+    """Queue the install job of a service's Debian packages.
+
+    Only while the node has an uplink: without one apt-get cannot reach a
+    mirror, so the operator gets the command to run from a local medium
+    instead of a job that can only fail.
+    """
+    from .selectors import node_has_uplink
+
+    entry = entry_for(service_id)
+    if not node_has_uplink():
+        raise NoUplink(
+            _(
+                "This node has no uplink, so it cannot download %(service)s's "
+                "packages. Connect an uplink, or install them from a local "
+                "medium with: %(hint)s"
+            )
+            % {
+                "service": entry.title,
+                "hint": components.install_hint(
+                    components.missing_packages(entry) or list(entry.packages)
+                ),
+            }
+        )
     return enqueue_job(
         kind="services.install_packages",
         arguments={"service_id": service_id},
@@ -246,6 +271,10 @@ def _switch_on_one(
             _("%(service)s: %(message)s")
             % {"service": entry.title, "message": problem.message}
         ) from None
+    if entry.client.address_file:
+        row.client_address = components.read_client_address(
+            context, wait=components.ADDRESS_WAIT_SECONDS
+        )
     _record(row, ObservedState.RUNNING, ok=True, message=_("It answers."))
 
 

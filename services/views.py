@@ -64,7 +64,13 @@ def service_detail(request: HttpRequest, service_id: str) -> HttpResponse:
     return render(
         request,
         "services/detail.html",
-        {"row": row, "entry": entry, "form": form},
+        {
+            "row": row,
+            "entry": entry,
+            "form": form,
+            "uplink": selectors.node_has_uplink(),
+            "access": selectors.client_access(entry, row.state),
+        },
     )
 
 
@@ -129,6 +135,9 @@ def secrets_seen(request: HttpRequest, service_id: str) -> HttpResponse:
 def install(request: HttpRequest, service_id: str) -> HttpResponse:
     """Queue the installation of the service's missing Debian packages."""
     entry = _entry(service_id)
-    return _to_job(
-        services.request_package_install(service_id=entry.id, user=request.user)
-    )
+    try:
+        job = services.request_package_install(service_id=entry.id, user=request.user)
+    except services.NoUplink as refused:
+        messages.error(request, str(refused))
+        return redirect("services:detail", entry.id)
+    return _to_job(job)

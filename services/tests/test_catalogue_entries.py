@@ -85,6 +85,10 @@ def test_catalogue_has_at_least_eight_real_services() -> None:
         assert entry.packages, entry.id
         for daemon in entry.daemons:
             assert Path(daemon.executable).is_file(), daemon.executable
+            # A compiled program, not a script: the supervisors find the
+            # process by its executable, and a script's is its interpreter.
+            with open(daemon.executable, "rb") as program:
+                assert program.read(4) == b"\x7fELF", daemon.executable
 
 
 def test_every_package_of_the_catalogue_is_installed_by_the_makefile() -> None:

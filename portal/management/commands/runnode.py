@@ -956,6 +956,18 @@ class Supervisor:
             lambda: self._worker_registered(child.process.pid),
             WORKER_READY_SECONDS,
         )
+        self.queue_start_jobs()
+
+    def queue_start_jobs(self) -> None:
+        """Jobs a node runs once it starts: the services back to their stored
+        on/off state (the lab node is new, as a node after a reboot is).
+        The systemd units do the same with the worker's ``ExecStartPost=``."""
+        from django.apps import apps
+
+        if apps.is_installed("services"):
+            from portal.jobqueue.services import enqueue_job
+
+            enqueue_job(kind="services.reconcile")
 
     def start_web(self) -> None:
         python, python_env = self.web_interpreter()
