@@ -11,6 +11,7 @@ DEBIAN_PACKAGES.
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -58,6 +59,16 @@ def _readable_copy(tmp_path: Path, name: str, text: str) -> Path:
 
 
 _made: list[Path] = []
+
+
+def _traversable_root() -> Path:
+    """A node root every user may walk through, as / is on a node: the
+    checkers run as the daemon's user, who must reach the data folders
+    (pytest's own tmp folders are private to root)."""
+    folder = Path(tempfile.mkdtemp(prefix="byz-root-", dir="/tmp"))
+    folder.chmod(0o755)
+    _made.append(folder)
+    return folder
 
 
 @pytest.fixture(autouse=True)
@@ -109,7 +120,7 @@ def test_rendered_config_passes_the_daemons_own_check(
     service_id: str, tmp_path: Path
 ) -> None:
     entry = catalogue().get(service_id)
-    context = _context(entry, tmp_path)
+    context = _context(entry, _traversable_root())
     assert entry.config_files
     for config in entry.config_files:
         text = render_config(context, config)
@@ -167,3 +178,32 @@ def test_library_seed_is_a_kiwix_library_with_the_mesh_guide() -> None:
     library = (entry.seed_dir / "library.xml").read_text()
     assert 'path="mesh-guide.zim"' in library
     assert (entry.seed_dir / "mesh-guide.zim").stat().st_size > 1000
+
+
+def test_onion_chat_check_passes_again_once_tor_owns_its_data_folder(
+    tmp_path: Path,
+) -> None:
+    """The worker checks as root; after the first start tor's data folder
+    belongs to debian-tor, and a root tor would refuse it unless told the
+    user the daemon runs as (a second switch-on failed that way)."""
+    import pwd
+
+    entry = catalogue().get("onion-chat")
+    context = _context(entry, _traversable_root())
+    config = entry.config_files[0]
+    text = render_config(context, config)
+    data_dir = Path(re.search(r"^DataDirectory (\S+)$", text, re.M).group(1))
+    data_dir.mkdir(parents=True)
+    data_dir.chmod(0o700)
+    for parent in data_dir.parents:
+        if parent == Path("/tmp"):
+            break
+        parent.chmod(0o755)
+    tor_user = pwd.getpwnam("debian-tor")
+    os.chown(data_dir, tor_user.pw_uid, tor_user.pw_gid)
+    path = _readable_copy(tmp_path, config.template, text)
+    command = checker_command(context, config, str(path))
+    result = subprocess.run(
+        command.argv, capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 0, result.stdout + result.stderr

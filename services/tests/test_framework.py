@@ -198,7 +198,8 @@ def test_start_stop_daemon_plan_is_pinned(fake_catalogue, tmp_path: Path):
     assert [c.argv for c in runner.commands] == [
         (
             "start-stop-daemon", "--start", "--background", "--make-pidfile",
-            "--oknodo", "--pidfile", f"{run}/supervised-http.pid", "--chuid", "nobody:nogroup",
+            "--oknodo", "--pidfile", f"{run}/supervised-http.pid",
+            "--chuid", "nobody:nogroup",
             "--chdir", f"{tmp_path}/var/lib/byzantium/services/web-top",
             "--output", f"{tmp_path}/var/log/byzantium/services/web-top/http.log",
             "--exec", "/usr/bin/python3", "--", "-m", "http.server", "--bind",

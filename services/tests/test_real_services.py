@@ -542,6 +542,13 @@ def test_onion_chat_pulls_in_the_chat_and_goes_off_with_it(node):
     assert rows == {"ircd": False, "onion-chat": False}
     assert announced_ids() == []
 
+    # A second switch-on: tor's data folder is debian-tor's now, the check
+    # (run as root) must still pass, and the onion address is the same.
+    assert switch_on("onion-chat") == {"switched_on": ["ircd", "onion-chat"]}
+    assert alive(daemon_pid(node, "onion-chat", "tor"))
+    assert ServiceState.objects.get(service_id="onion-chat").client_address == onion
+    assert switch_off("ircd") == {"switched_off": ["onion-chat", "ircd"]}
+
 
 def test_a_killed_daemon_is_failing_then_withdrawn_and_recovers(node, client):
     switch_on("ircd")
