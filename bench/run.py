@@ -82,7 +82,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--captive",
         action="store_true",
-        help="also the captive firewall: sets against per-client rules (~2 min)",
+        help="also the captive portal: firewall sets against per-client rules "
+        "(~2 min) and the real portal's tap latency and probe rates (~1 min)",
+    )
+    parser.add_argument(
+        "--captive-portal",
+        action="store_true",
+        help="also the real portal's tap latency and probe rates (~1 min), "
+        "without the firewall part of --captive",
     )
     parser.add_argument(
         "--quick",
@@ -364,6 +371,18 @@ def run_captive_section(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     )
 
 
+def run_captive_portal_section(args: argparse.Namespace, work: Path) -> dict[str, Any]:
+    from bench.captive_portal import run_captive_portal
+
+    quick = args.quick
+    return run_captive_portal(
+        work / "captive-portal",
+        taps=10 if quick else 30,
+        seconds=2.0 if quick else 5.0,
+        say=say,
+    )
+
+
 # -- report --------------------------------------------------------------------
 
 
@@ -467,6 +486,10 @@ def render_report(results: dict[str, Any]) -> str:
         from bench.captive_firewall import render
 
         parts.append(render(results["captive_firewall"]))
+    if results.get("captive_portal"):
+        from bench.captive_portal import render as render_portal
+
+        parts.append(render_portal(results["captive_portal"]))
     for error in results.get("errors", []):
         parts.append(f"\nERROR in {error['section']}: {error['error']}")
     return "\n".join(parts)
@@ -489,6 +512,9 @@ def failures(results: dict[str, Any]) -> list[str]:
     from bench.meshnet import mesh_failures
 
     found.extend(mesh_failures(results.get("mesh")))
+    from bench.captive_portal import portal_failures
+
+    found.extend(portal_failures(results.get("captive_portal")))
     return found
 
 
@@ -538,11 +564,16 @@ def main(argv: list[str] | None = None) -> int:
                 args.captive and root,
                 lambda: run_captive_section(args, work),
             ),
+            (
+                "captive_portal",
+                (args.captive or args.captive_portal) and root,
+                lambda: run_captive_portal_section(args, work),
+            ),
         ]
         if not root and not args.no_lab:
             say("Not root: no lab, so no convergence timing (run as root).")
-        if not root and args.captive:
-            say("Not root: no captive firewall figures (run as root).")
+        if not root and (args.captive or args.captive_portal):
+            say("Not root: no captive portal figures (run as root).")
         for name, wanted, section in sections:
             if not wanted:
                 continue

@@ -264,6 +264,14 @@ def test_the_held_port_really_closes_the_connection(portal):  # type: ignore[no-
     assert not again["ok"] or again["body"] == ""
 
 
+def test_https_and_dns_over_tls_fail_fast_before_the_tap(portal):  # type: ignore[no-untyped-def]
+    kick_everyone(portal)
+    for port in (443, 853):
+        answer = portal["agent"].call("connect", host=INTERNET, port=port, timeout=3)
+        assert not answer["ok"] and "ConnectionRefused" in answer["error"], answer
+        assert answer["elapsed"] < 0.5
+
+
 def test_dns_before_the_tap_and_probe_hosts_resolve_to_the_node_not_private(portal):  # type: ignore[no-untyped-def]
     kick_everyone(portal)
     answer = portal["lab"].exec(
@@ -351,22 +359,29 @@ def test_offline_probes_after_the_tap_get_the_exact_online_answers_from_the_node
     assert answered == 7
 
 
-def test_online_probes_after_the_tap_reach_the_upstream_server(portal):  # type: ignore[no-untyped-def]
+def test_with_an_uplink_probes_get_the_portal_before_and_the_internet_after(portal):  # type: ignore[no-untyped-def]
     from captive import services
 
-    if session_of(portal) is None:
-        tap(portal)
     with portal["blocker"].unblock():
         job = services.uplink_state_set(online=True)
         wait_job(job, portal["real"])
     try:
         hosts_file = portal["lab"].node_path("n1", probes.HOSTS_FILE).read_text()
         assert probes.OFFLINE_ADDRESS not in hosts_file
-        result = curl(
-            portal["lab"], "-i", "-H", "Host: connectivitycheck.gstatic.com",
-            f"http://{INTERNET}/generate_204",
-        )  # fmt: skip
-        assert "upstream" in result.stdout
+        kick_everyone(portal)
+        for host, path in PROBES:
+            held = curl(
+                portal["lab"], "-i", "-H", f"Host: {host}", f"http://{INTERNET}{path}"
+            )
+            held_answer_is_the_portal(*head_and_body(held.stdout))
+        tap(portal)
+        for host, path in PROBES:
+            result = curl(
+                portal["lab"], "-i", "-H", f"Host: {host}", f"http://{INTERNET}{path}"
+            )
+            head, body = head_and_body(result.stdout)
+            assert status(head) == 200, (host, path, head)
+            assert body == f"upstream host={host} path={path}\n", (host, path)
     finally:
         with portal["blocker"].unblock():
             wait_job(services.uplink_state_set(online=False), portal["real"])
@@ -379,6 +394,11 @@ def test_rfc_8908_api_after_the_tap_says_not_captive_with_time_left(portal):  # 
     data = json.loads(body)
     assert data["captive"] is False
     assert 0 < data["seconds-remaining"] <= 3600
+    assert data["can-extend-session"] is False
+    assert data["user-portal-url"] == f"http://{NODE}/captive/"
+    assert data["venue-info-url"] == f"http://{NODE}/captive/venue/"
+    venue = curl(portal["lab"], "-i", data["venue-info-url"]).stdout
+    assert status(head_and_body(venue)[0]) == 200
 
 
 def test_another_address_of_the_same_phone_still_gets_the_portal(portal):  # type: ignore[no-untyped-def]
@@ -394,6 +414,77 @@ def test_another_address_of_the_same_phone_still_gets_the_portal(portal):  # typ
         held_answer_is_the_portal(head, body)
     finally:
         lab.exec("c1", ["ip", "address", "del", "10.213.1.250/24", "dev", "eth0"])
+
+
+def test_another_mac_with_the_authorised_address_gets_the_portal(portal):  # type: ignore[no-untyped-def]
+    if session_of(portal) is None:
+        tap(portal)
+    lab = portal["lab"]
+    links = json.loads(
+        lab.exec("c1", ["ip", "-j", "link", "show", "eth0"], capture=True).stdout
+    )
+    real_mac = links[0]["address"]
+    lab.exec("c1", ["ip", "link", "set", "eth0", "address", "02:00:5e:00:99:01"])
+    try:
+        lab.exec("n1", ["ip", "neigh", "flush", "dev", "br-lan"])
+        head, body = head_and_body(portal["agent"].http_get(INTERNET)["body"])
+        held_answer_is_the_portal(head, body)
+    finally:
+        lab.exec("c1", ["ip", "link", "set", "eth0", "address", real_mac])
+        lab.exec("n1", ["ip", "neigh", "flush", "dev", "br-lan"])
+    assert "upstream" in portal["agent"].http_get(INTERNET)["body"]
+
+
+def _timed_session(portal: dict[str, Any], *, session: int, idle: int) -> None:
+    """The portal's timeouts set as the operator sets them, then applied."""
+    from captive.models import CaptiveSettings
+    from captive.queue import enqueue_captive_job
+    from captive.selectors import invalidate_pages
+
+    with portal["blocker"].unblock():
+        row = CaptiveSettings.load()
+        row.session_timeout, row.idle_timeout = session, idle
+        row.save()
+        invalidate_pages()
+        wait_job(enqueue_captive_job(kind="captive.apply_portal"), portal["real"])
+
+
+def _ended_as(portal: dict[str, Any], ip: str) -> str:
+    from captive.models import ClientSession
+    from captive.queue import enqueue_captive_job
+
+    with portal["blocker"].unblock():
+        wait_job(enqueue_captive_job(kind="captive.sync_clients"), portal["real"])
+        row = ClientSession.objects.filter(ip=ip).order_by("-pk").first()
+        return f"{row.state}/{row.end_reason}"
+
+
+def test_idle_and_hard_timeouts_in_seconds_end_access_and_the_session(portal):  # type: ignore[no-untyped-def]
+    agent = portal["agent"]
+    ip = client_ip(portal)
+    kick_everyone(portal)
+    try:
+        # Idle: 2 s without a packet and the kernel lets the phone go.
+        _timed_session(portal, session=3600, idle=2)
+        tap(portal)
+        for _ in range(3):  # busy for 3 s: each request refreshes the timer
+            assert "upstream" in agent.http_get(INTERNET)["body"]
+            time.sleep(1)
+        time.sleep(3)
+        held_answer_is_the_portal(*head_and_body(agent.http_get(INTERNET)["body"]))
+        assert _ended_as(portal, ip) == "ended/idle"
+        # Hard: 3 s of session however busy the phone is.
+        _timed_session(portal, session=3, idle=600)
+        tap(portal)
+        started = time.monotonic()
+        while time.monotonic() - started < 2.0:
+            assert "upstream" in agent.http_get(INTERNET)["body"]
+            time.sleep(0.25)
+        time.sleep(1.8)
+        held_answer_is_the_portal(*head_and_body(agent.http_get(INTERNET)["body"]))
+        assert _ended_as(portal, ip) == "ended/expired"
+    finally:
+        _timed_session(portal, session=3600, idle=600)
 
 
 def test_operator_kick_stops_a_live_flow_through_the_worker(portal):  # type: ignore[no-untyped-def]
