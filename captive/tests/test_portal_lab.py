@@ -272,6 +272,30 @@ def test_https_and_dns_over_tls_fail_fast_before_the_tap(portal):  # type: ignor
         assert answer["elapsed"] < 0.5
 
 
+def test_ipv6_never_walks_round_the_portal_before_or_after_the_tap(portal):  # type: ignore[no-untyped-def]
+    from captive.firewall_lab import NODE_LAN6, UPSTREAM_ADDRESS6
+
+    lab, agent = portal["lab"], portal["agent"]
+    lab.exec(
+        "c1", ["ip", "address", "add", "2001:db8:1::c1/64", "dev", "eth0", "nodad"]
+    )
+    lab.exec("c1", ["ip", "-6", "route", "replace", "default", "via", NODE_LAN6])
+    try:
+        kick_everyone(portal)
+        for through in (False, True):
+            # Refused by the portal's table (a reset), not unroutable: the
+            # lab routes IPv6 to the upstream (test_firewall_lab's control).
+            for host, port in ((UPSTREAM_ADDRESS6, 80), (NODE_LAN6, HELD_PORT)):
+                answer = agent.http_get(host, port=port, timeout=3)
+                assert not answer["ok"], (through, host, answer)
+                assert "ConnectionRefused" in answer["error"], (through, answer)
+                assert answer["elapsed"] < 0.5, (through, answer)
+            if not through:
+                tap(portal)
+    finally:
+        lab.exec("c1", ["ip", "address", "del", "2001:db8:1::c1/64", "dev", "eth0"])
+
+
 def test_dns_before_the_tap_and_probe_hosts_resolve_to_the_node_not_private(portal):  # type: ignore[no-untyped-def]
     kick_everyone(portal)
     answer = portal["lab"].exec(
