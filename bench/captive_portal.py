@@ -88,6 +88,32 @@ def summarise_taps(samples: Sequence[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+def summarise_tap_jobs(jobs: Sequence[tuple[Any, Any, list[dict[str, Any]]]]) -> dict:
+    """Where a tap's time goes in the worker, from the jobs' own records:
+    queued (row created to claimed by the lane), claimed to the nft batch
+    applied (the moment the phone is through), and the nft batch itself."""
+    from datetime import datetime
+
+    queued, to_nft, nft = [], [], []
+    for created, started, log in jobs:
+        if created is None or started is None:
+            continue
+        queued.append((started - created).total_seconds() * 1000)
+        for entry in log or []:
+            if list(entry.get("argv", []))[:2] == ["nft", "-f"]:
+                at = datetime.fromisoformat(entry["at"])
+                to_nft.append((at - started).total_seconds() * 1000)
+                nft.append(float(entry.get("duration") or 0) * 1000)
+                break
+    return {
+        "queued_p50_ms": percentile(queued, 0.5),
+        "queued_p95_ms": percentile(queued, 0.95),
+        "claimed_to_through_p50_ms": percentile(to_nft, 0.5),
+        "claimed_to_through_p95_ms": percentile(to_nft, 0.95),
+        "nft_batch_p50_ms": percentile(nft, 0.5),
+    }
+
+
 def wrk_probe_argv(
     namespace: str, url: str, connections: int, seconds: float
 ) -> list[str]:
@@ -266,9 +292,15 @@ class PortalBench:
         return answer
 
     def measure_taps(self, rounds: int) -> dict[str, Any]:
+        from portal.models import Job
+
         samples = [self.tap_once() for _ in range(rounds)]
         summary = summarise_taps(samples)
         summary["samples_ms"] = [round(s["reached"] * 1000, 1) for s in samples]
+        jobs = Job.objects.filter(kind="captive.authorise_client").order_by("-pk")
+        summary["job"] = summarise_tap_jobs(
+            [(j.created, j.started, j.log) for j in jobs[:rounds]]
+        )
         return summary
 
     def wrk(self, url: str, connections: int, seconds: float) -> dict[str, Any]:
@@ -392,9 +424,20 @@ def render(result: dict[str, Any]) -> str:
         f"p95 {fmt(tap['p95_ms'])} ms, max {fmt(tap['max_ms'])} ms "
         f"(target p95 <= {fmt(tap['target_p95_ms'], 0)} ms: "
         f"{'met' if tap['within_target'] else 'NOT met'})",
-        f"Probe requests per second from the client ({fmt(result['seconds'], 0)} s "
-        "per case, wrk)",
     ]
+    job = tap.get("job")
+    if job:
+        parts.append(
+            f"  in the worker: queued p50 {fmt(job['queued_p50_ms'])} ms "
+            f"(p95 {fmt(job['queued_p95_ms'])}), claimed to through p50 "
+            f"{fmt(job['claimed_to_through_p50_ms'])} ms "
+            f"(p95 {fmt(job['claimed_to_through_p95_ms'])}), nft batch p50 "
+            f"{fmt(job['nft_batch_p50_ms'])} ms"
+        )
+    parts.append(
+        f"Probe requests per second from the client ({fmt(result['seconds'], 0)} s "
+        "per case, wrk)"
+    )
     rows = [
         [
             f"{row['mode']} ({row['expected_status']})",

@@ -85,3 +85,26 @@ def test_report_shows_tap_percentiles_and_rates():
     assert "p50 42.3 ms, p95 77.5 ms" in text
     assert "(target p95 <= 200 ms: met)" in text
     assert "held (302)" in text and "1,142.1" in text
+
+
+def test_tap_jobs_say_how_long_they_queued_and_until_the_nft_batch():
+    from datetime import UTC, datetime, timedelta
+
+    created = datetime(2026, 12, 4, 5, 0, 0, tzinfo=UTC)
+    started = created + timedelta(milliseconds=12)
+    log = [
+        {
+            "argv": ["ip", "-j", "neigh"],
+            "at": (started + timedelta(milliseconds=8)).isoformat(),
+            "duration": 0.006,
+        },
+        {
+            "argv": ["nft", "-f", "-"],
+            "at": (started + timedelta(milliseconds=40)).isoformat(),
+            "duration": 0.028,
+        },
+    ]
+    summary = bench.summarise_tap_jobs([(created, started, log), (created, None, [])])
+    assert summary["queued_p50_ms"] == 12.0
+    assert summary["claimed_to_through_p50_ms"] == 40.0
+    assert summary["nft_batch_p50_ms"] == 28.0
