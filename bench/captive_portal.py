@@ -342,28 +342,34 @@ class PortalBench:
         return rows
 
     def close(self) -> None:
+        """Stop and remove everything; every step runs even if one fails."""
+        import contextlib
+
         from django.conf import settings
 
         from captive import firewall_ops
+        from portal.host.errors import HostError
 
-        if self.agent is not None:
-            self.agent.close()
-        if self.real is not None:
-            self.real.stop()
-        if self.lab is not None:
-            try:
+        def disable() -> None:
+            with contextlib.suppress(HostError):
                 firewall_ops.disable(self.lab.node_host("n1"))
-            except Exception:  # noqa: BLE001 - the lab goes down next anyway
-                pass
-        if self.upstream is not None:
-            self.upstream.down()
-        if self.lab is not None:
-            self.lab.down()
-        if self.redis is not None:
-            self.redis.stop()
-            shutil.rmtree(self.redis.folder, ignore_errors=True)
-        if self.queues is not None:
-            settings.RQ_QUEUES = self.queues
+
+        with contextlib.ExitStack() as cleanup:
+            if self.queues is not None:
+                cleanup.callback(setattr, settings, "RQ_QUEUES", self.queues)
+            if self.redis is not None:
+                cleanup.callback(shutil.rmtree, self.redis.folder, ignore_errors=True)
+                cleanup.callback(self.redis.stop)
+            if self.lab is not None:
+                cleanup.callback(self.lab.down)
+            if self.upstream is not None:
+                cleanup.callback(self.upstream.down)
+            if self.lab is not None:
+                cleanup.callback(disable)
+            if self.real is not None:
+                cleanup.callback(self.real.stop)
+            if self.agent is not None:
+                cleanup.callback(self.agent.close)
 
 
 def run_captive_portal(

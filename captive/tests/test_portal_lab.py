@@ -18,6 +18,7 @@ here each point goes through the real portal where the portal matters.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import subprocess
@@ -78,15 +79,30 @@ def portal(  # type: ignore[no-untyped-def]
         )
         yield {"lab": lab, "agent": agent, "real": real, "blocker": django_db_blocker}
     finally:
-        if agent is not None:
-            agent.close()
-        real.stop()
+        # Each step runs even when one before it fails (a lab torn down
+        # under the test must not leave processes or the folder behind).
+        with contextlib.ExitStack() as cleanup:
+            cleanup.callback(shutil.rmtree, workdir, ignore_errors=True)
+            cleanup.callback(setattr, settings, "RQ_QUEUES", queues)
+            cleanup.callback(flush_database, django_db_blocker)
+            cleanup.callback(upstream.down)
+            cleanup.callback(disable_quietly, lab)
+            cleanup.callback(real.stop)
+            if agent is not None:
+                cleanup.callback(agent.close)
+
+
+def flush_database(blocker: Any) -> None:
+    with blocker.unblock():
+        call_command("flush", interactive=False, verbosity=0)
+
+
+def disable_quietly(lab: Any) -> None:
+    """Delete the portal's table, unless the node is already gone."""
+    from portal.host.errors import HostError
+
+    with contextlib.suppress(HostError):
         firewall_ops.disable(lab.node_host("n1"))
-        upstream.down()
-        with django_db_blocker.unblock():
-            call_command("flush", interactive=False, verbosity=0)
-        settings.RQ_QUEUES = queues
-        shutil.rmtree(workdir, ignore_errors=True)
 
 
 @pytest.fixture(autouse=True)
