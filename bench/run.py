@@ -83,7 +83,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--captive",
         action="store_true",
-        help="also the captive firewall: sets against per-client rules (~2 min)",
+        help="also the captive portal: firewall sets against per-client rules "
+        "(~2 min) and the real portal's tap latency and probe rates (~1 min)",
+    )
+    parser.add_argument(
+        "--captive-portal",
+        action="store_true",
+        help="also the real portal's tap latency and probe rates (~1 min), "
+        "without the firewall part of --captive",
     )
     parser.add_argument(
         "--services",
@@ -377,6 +384,18 @@ def run_services_section(args: argparse.Namespace, work: Path) -> dict[str, Any]
     return run_services(work / "services", repetitions=1 if args.quick else 3, say=say)
 
 
+def run_captive_portal_section(args: argparse.Namespace, work: Path) -> dict[str, Any]:
+    from bench.captive_portal import run_captive_portal
+
+    quick = args.quick
+    return run_captive_portal(
+        work / "captive-portal",
+        taps=10 if quick else 30,
+        seconds=2.0 if quick else 5.0,
+        say=say,
+    )
+
+
 # -- report --------------------------------------------------------------------
 
 
@@ -484,6 +503,10 @@ def render_report(results: dict[str, Any]) -> str:
         from bench.services import render_services
 
         parts.append(render_services(results["services"]))
+    if results.get("captive_portal"):
+        from bench.captive_portal import render as render_portal
+
+        parts.append(render_portal(results["captive_portal"]))
     for error in results.get("errors", []):
         parts.append(f"\nERROR in {error['section']}: {error['error']}")
     return "\n".join(parts)
@@ -509,6 +532,9 @@ def failures(results: dict[str, Any]) -> list[str]:
     from bench.services import services_failures
 
     found.extend(services_failures(results.get("services")))
+    from bench.captive_portal import portal_failures
+
+    found.extend(portal_failures(results.get("captive_portal")))
     return found
 
 
@@ -559,6 +585,11 @@ def main(argv: list[str] | None = None) -> int:
                 lambda: run_captive_section(args, work),
             ),
             (
+                "captive_portal",
+                (args.captive or args.captive_portal) and root,
+                lambda: run_captive_portal_section(args, work),
+            ),
+            (
                 "services",
                 args.services and root,
                 lambda: run_services_section(args, work),
@@ -568,6 +599,8 @@ def main(argv: list[str] | None = None) -> int:
             say("Not root: no lab, so no convergence timing (run as root).")
         if not root and args.captive:
             say("Not root: no captive firewall figures (run as root).")
+        if not root and (args.captive or args.captive_portal):
+            say("Not root: no captive portal figures (run as root).")
         if not root and args.services:
             say("Not root: no services figures (run as root).")
         for name, wanted, section in sections:

@@ -97,23 +97,33 @@ def _mac_lists(state: FirewallState | None) -> dict[str, set[str]]:
 
 
 def apply_portal(host: Host) -> dict[str, Any]:
-    """Install, replace or remove the table; offline probe answers; restore."""
+    """Install, replace or remove the table; offline probe answers; restore.
+
+    All of it under :func:`~captive.queue.firewall_lock`, dnsmasq included:
+    the worker's main loop (``sync_clients`` rebuilding a vanished table)
+    and its captive lane can both get here at once, and two restarts of
+    dnsmasq side by side leave the second one unable to bind its address.
+    """
+    with firewall_lock():
+        return _apply_portal(host)
+
+
+def _apply_portal(host: Host) -> dict[str, Any]:
     row = CaptiveSettings.load()
     node_ops.set_probe_answers(host, online=row.uplink_online)
     config = firewall_config()
-    with firewall_lock():
-        if config is None:
-            removed = firewall_ops.disable(host)
-            _end(_live(), EndReason.LOST)
-            note(_("The captive portal is off: its table is removed."))
-            dns = refresh_node_dns(host)
-            return {"enabled": False, "removed": removed, "dnsmasq": dns}
-        carried = firewall_ops.enable(host, config, keep_clients=True)
-        state = firewall_ops.read_state(host) if host.mode != "dry-run" else None
-        restored = _restore_sessions(host, config, state, row.restore_after_restart)
-        lists = _mac_lists(state)
-        if any(lists.values()):
-            firewall_ops.update_mac_lists(host, config, **lists)
+    if config is None:
+        removed = firewall_ops.disable(host)
+        _end(_live(), EndReason.LOST)
+        note(_("The captive portal is off: its table is removed."))
+        dns = refresh_node_dns(host)
+        return {"enabled": False, "removed": removed, "dnsmasq": dns}
+    carried = firewall_ops.enable(host, config, keep_clients=True)
+    state = firewall_ops.read_state(host) if host.mode != "dry-run" else None
+    restored = _restore_sessions(host, config, state, row.restore_after_restart)
+    lists = _mac_lists(state)
+    if any(lists.values()):
+        firewall_ops.update_mac_lists(host, config, **lists)
     note(
         _(
             "Portal on for %(interfaces)s; %(carried)s client(s) carried over, "

@@ -62,6 +62,24 @@ Held clients (not authorised)
 Blocked MACs are held whatever the sets say (they still get DHCP and the
 portal page, which tells them). Always-allowed MACs pass without a session.
 
+Connections opened while held
+-----------------------------
+A connection a held client opened (a phone's browser keeps its port-80
+connection alive) was redirected to the portal, and its tracked flow keeps
+that redirect. Authorising forgets those flows (``conntrack -D``), but only
+after the sets changed: in between, tens of milliseconds in which the phone
+already reaches the Internet on new connections, a request on the old one
+would still land on the portal. So a let-through client's packet on a flow
+that was redirected to the portal port (``ct status dnat``, reply from the
+portal port) is reset, from the same nft transaction that let the client
+through: the old connection can never get the portal page again, and the
+browser opens a new one. The reset is sent from a prerouting filter chain
+(priority -150), before the redirect rewrites the packet, so it already
+names the host the phone asked for: a reset from the input hook would leave
+from the portal's port without being translated back when the bridge's
+netfilter hands it straight to the port (``br_netfilter``), and the phone
+would ignore it and wait.
+
 IPv6: blocked for clients, by design
 ------------------------------------
 The mesh routes IPv4 (babel announces each node's IPv4 /32 and client /24)
@@ -92,6 +110,10 @@ MAX_CLIENTS = 65536
 # nft accepts timeouts up to ~49 days; an operator's session is far shorter.
 MAX_TIMEOUT = 30 * 86400
 DNS_PORT = 53
+# The chain that resets redirected flows of let-through clients: after
+# conntrack (-200), before the redirect is applied to a packet (dstnat, -100),
+# so the reset carries the address the client asked for and needs no NAT.
+HELD_FLOWS_PRIORITY = -150
 DHCP_SERVER_PORT = 67
 
 SESSION_SET = "session"
@@ -350,6 +372,23 @@ def render_ruleset(config: FirewallConfig, state: FirewallState | None = None) -
         f"\t\tether saddr @{ALLOWED_SET} return",
         f"\t\t{key} @{SESSION_SET} {key} @{ACTIVE_SET} return",
         "\t\tgoto held_nat",
+        "\t}",
+        "",
+        "\t# A connection redirected to the portal while its client was held,",
+        "\t# seen before the redirect is applied to it (after conntrack, before",
+        "\t# dstnat): reset once the client is let through.",
+        "\tchain held_flows {",
+        "\t\ttype filter hook prerouting priority "
+        f"{HELD_FLOWS_PRIORITY}; policy accept;",
+        f"\t\tiifname != {ifaces} return",
+        "\t\tmeta nfproto ipv4 meta l4proto tcp ct direction original ct status dnat "
+        f"ct reply proto-src {config.portal_port} jump redirected_flow",
+        "\t}",
+        "",
+        "\tchain redirected_flow {",
+        f"\t\tether saddr @{BLOCKED_SET} return",
+        f"\t\tether saddr @{ALLOWED_SET} reject with tcp reset",
+        f"\t\t{key} @{SESSION_SET} {key} @{ACTIVE_SET} reject with tcp reset",
         "\t}",
         "",
         "\tchain held_nat {",

@@ -14,7 +14,9 @@ Processes run inside namespaces with ``ip netns exec``:
   steadily for a minute (a live flow); ``/bytes/N`` sends N bytes.
 - :class:`ClientAgent` (this file run with ``agent``): lives in a client
   namespace and runs socket operations on request (JSON lines on stdin and
-  stdout), so one TCP connection can outlive a change of the firewall.
+  stdout), so one TCP connection can outlive a change of the firewall;
+  ``tap`` times a Continue from its POST to the first new connection the
+  upstream answers (the benchmark's tap-to-access latency).
 
 Both run as ``python -P`` (the script's folder is not put on ``sys.path``),
 so an app module named like a standard one (``captive/selectors.py``) cannot
@@ -94,12 +96,12 @@ def _kill_namespace(namespace: str) -> None:
 def remove_stale(labs_root: Path | None = None) -> list[str]:
     """Remove upstream namespaces whose lab is gone (killed runs).
 
-    An upstream is linked to a node of its lab, so it is stale once no node
+    An upstream is linked to a node of its lab, so it is stale once no other
     namespace of its prefix exists (the lab's own clean-up removes a killed
-    run's nodes). Judging by the namespaces, not by a lab folder, keeps the
-    upstreams of labs started from another checkout or by the benchmark
-    (whose folders live elsewhere) alive. ``labs_root`` is no longer needed
-    and kept for callers.
+    run's nodes and clients). Judging by the namespaces, not by a lab
+    folder, keeps the upstreams of labs started from another checkout or by
+    the benchmark (whose folders live elsewhere) alive. ``labs_root`` is no
+    longer needed and kept for callers.
     """
     result = subprocess.run(
         ["ip", "-j", "netns", "list"], capture_output=True, text=True
@@ -110,7 +112,7 @@ def remove_stale(labs_root: Path | None = None) -> list[str]:
         if not _UPSTREAM_NS.match(name):
             continue
         prefix = name.rsplit("-", 1)[0]
-        if any(re.fullmatch(rf"{re.escape(prefix)}-n\d+", other) for other in names):
+        if any(other.startswith(f"{prefix}-") and other != name for other in names):
             continue
         _kill_namespace(name)
         removed.append(name)
@@ -125,10 +127,14 @@ class Upstream:
     node_namespace: str
     client_subnet: str = "10.213.0.0/16"
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    # Another name than ``<prefix>-up`` keeps the namespace out of reach of
+    # :func:`remove_stale` in test runs of other checkouts (the benchmark's,
+    # whose lab folder is not under the tests' labs root).
+    name: str = ""
 
     @property
     def namespace(self) -> str:
-        return f"{self.prefix}-up"
+        return self.name or f"{self.prefix}-up"
 
     def up(self) -> None:
         """Build the namespace, the uplink, addresses and routes."""
@@ -375,6 +381,45 @@ def agent() -> None:
         finally:
             state["ended"] = time.monotonic()
 
+    def tap(req: dict[str, Any]) -> dict[str, Any]:
+        """POST the portal's Continue form, then open a new connection to
+        ``poll_host`` every ``interval`` seconds until the upstream answers;
+        both timed here, in the client's namespace, from the POST."""
+        body = req["body"].encode()
+        post = (
+            f"POST {req['path']} HTTP/1.1\r\nHost: {req['host']}\r\n"
+            "Content-Type: application/x-www-form-urlencoded\r\n"
+            f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+        ).encode() + body
+        started = time.monotonic()
+        with connect({"host": req["host"], "port": req.get("port", 80)}) as sock:
+            sock.sendall(post)
+            answer = _read_response(sock, 5.0)
+        answered = time.monotonic() - started
+        deadline = started + req.get("timeout", 5.0)
+        attempts = 0
+        last = ""
+        while True:
+            attempts += 1
+            try:
+                with connect({"host": req["poll_host"], "port": 80, "timeout": 1}) as s:
+                    s.sendall(_request(req["poll_host"], "/"))
+                    last = _read_response(s, 1.0)
+                    if req["marker"] in last:
+                        break
+                    last = last.split("\r\n", 1)[0]
+            except OSError as error:  # reset or refused: not through yet
+                last = f"{type(error).__name__}: {error}"
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"not through after {attempts} attempts ({last})")
+            time.sleep(req.get("interval", 0.005))
+        return {
+            "status": answer.split("\r\n", 1)[0],
+            "answered": answered,
+            "reached": time.monotonic() - started,
+            "attempts": attempts,
+        }
+
     def handle(req: dict[str, Any]) -> dict[str, Any]:
         op = req["op"]
         if op == "get":
@@ -391,6 +436,8 @@ def agent() -> None:
             sock = connections[req["name"]]
             sock.sendall(_request(req["host"], req.get("path", "/")))
             return {"body": _read_response(sock, req.get("timeout", 3.0))}
+        if op == "tap":
+            return tap(req)
         if op == "stream":
             sock = connect(req)
             sock.sendall(_request(req["host"], "/stream"))

@@ -137,18 +137,32 @@ def _entries(
         if not isinstance(offer, dict) or not offer.get("name"):
             continue
         port = offer.get("port")
+        port = port if isinstance(port, int) and 0 < port < 65536 else None
+        protocol = str(offer.get("protocol") or "")[:16]
+        url = str(offer.get("url") or "")[:256]
+        if not url and protocol in ("http", "https") and port is not None:
+            # A web service is a link on a phone, not "use an app for http".
+            url = _web_url(protocol, address, port)
         result.append(
             ServiceEntry(
                 name=str(offer.get("name", ""))[:64],
                 node=node,
-                url=str(offer.get("url") or "")[:256],
-                protocol=str(offer.get("protocol") or "")[:16],
+                url=url,
+                protocol=protocol,
                 address=address,
-                port=port if isinstance(port, int) else None,
+                port=port,
                 purpose=str(offer.get("purpose") or "")[:200],
             )
         )
     return result
+
+
+def _web_url(protocol: str, address: str, port: int) -> str:
+    default = 80 if protocol == "http" else 443
+    host = f"[{address}]" if ":" in address else address
+    return (
+        f"{protocol}://{host}/" if port == default else f"{protocol}://{host}:{port}/"
+    )
 
 
 def mesh_services() -> tuple[list[ServiceEntry], list[ServiceEntry]]:

@@ -89,6 +89,21 @@ def test_ruleset_authorises_only_clients_in_both_sets_and_refreshes_idle():
     ]
 
 
+def test_ruleset_resets_redirected_flows_of_let_through_clients():
+    text = render_ruleset(CONFIG)
+    assert chain(text, "held_flows") == [
+        "type filter hook prerouting priority -150; policy accept;",
+        'iifname != { "br-lan", "wlan0" } return',
+        "meta nfproto ipv4 meta l4proto tcp ct direction original ct status dnat "
+        "ct reply proto-src 8080 jump redirected_flow",
+    ]
+    assert chain(text, "redirected_flow") == [
+        "ether saddr @blocked_macs return",
+        "ether saddr @allowed_macs reject with tcp reset",
+        f"{KEY} @session {KEY} @active reject with tcp reset",
+    ]
+
+
 def test_ruleset_redirects_dns_and_http_of_held_clients():
     text = render_ruleset(CONFIG)
     assert chain(text, "prerouting") == [

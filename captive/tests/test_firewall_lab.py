@@ -223,6 +223,26 @@ def test_kept_alive_connection_never_gets_the_portal_after_authorise(fw):
     assert served_by(fw.get("c1")) == "upstream"
 
 
+def test_kept_alive_connection_is_reset_before_its_flow_is_forgotten(fw):
+    """The sets change a moment before conntrack forgets the old flows; in
+    that moment the old connection must not get the portal either."""
+    agent = fw.agents["c1"]
+    assert agent.call("open", name="gap", host=HOST, port=80)["ok"]
+    assert served_by(agent.call("request", name="gap", host=HOST)) == "portal"
+
+    assert (
+        firewall_ops.authorise(
+            fw.host, fw.config, [fw.clients["c1"]], forget_flows=False
+        )
+        == 0
+    )
+
+    after = agent.call("request", name="gap", host=HOST, timeout=2)
+    assert not after["ok"] and "Reset" in after["error"], after
+    assert after["elapsed"] < FAST
+    assert served_by(fw.get("c1")) == "upstream"
+
+
 def test_idle_client_expires_by_kernel_timer(fw):
     fw.fresh(replace(fw.config, idle_timeout=2))
     firewall_ops.authorise(fw.host, fw.config, [fw.clients["c1"]])

@@ -119,6 +119,11 @@ def test_nginx_accepts_the_configuration_with_the_captive_held_port(
     assert "location = /static/hotspot.txt {\n            proxy_pass" in held_block
     others = text.replace(held_block, "")
     assert ":8081" not in others
+    # Room for hundreds of phones (two connections per proxied request).
+    assert "worker_connections 2048;" in text
+    # The plain-HTTP server too: an authorised phone's offline probe.
+    plain = others.split("server {", 2)[1]
+    assert "location = /static/hotspot.txt {\n            proxy_pass" in plain
     assert "keepalive_timeout 0;" not in others
 
 
