@@ -292,13 +292,15 @@ def test_namespace_runner_refuses_commands_that_leave_the_namespace(namespace, a
 @pytest.mark.lab
 def test_namespace_runner_timeout_kills_command_in_namespace(namespace, allow):
     allow("sleep")
+    # A duration no other process on the machine uses, so pgrep finds ours.
+    duration = f"{20 + os.getpid() % 1000 / 1000:.3f}{time.monotonic_ns() % 997}"
     started = time.monotonic()
     result = NamespaceRunner(namespace).run(
-        Command(("sleep", "20"), timeout=0.5, check=False)
+        Command(("sleep", duration), timeout=0.5, check=False)
     )
     assert result.timed_out and time.monotonic() - started < 3
     leftovers = subprocess.run(
-        ["pgrep", "-f", "sleep 20"], capture_output=True, text=True
+        ["pgrep", "-f", f"sleep {duration}"], capture_output=True, text=True
     )
     assert leftovers.stdout.strip() == ""
 
