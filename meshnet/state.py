@@ -47,6 +47,9 @@ class MeshState:
     # RFC 8908 API URI for DHCP option 114; set by the captive app when its
     # portal is on, None otherwise.
     captive_portal_api: str | None = None
+    # Where dnsmasq forwards names that are not the mesh's (IP or IPv4#PORT);
+    # set by the gateway app, empty for a mesh without a way out.
+    upstream_servers: tuple[str, ...] = ()
 
     @property
     def mesh_interfaces(self) -> tuple[InterfaceState, ...]:
@@ -67,6 +70,7 @@ class MeshState:
         values["interfaces"] = tuple(
             InterfaceState(**item) for item in values.get("interfaces", ())
         )
+        values["upstream_servers"] = tuple(values.get("upstream_servers", ()))
         return cls(**values)
 
     @classmethod
@@ -104,6 +108,7 @@ class MeshState:
             address_origin=settings_row.address_origin,
             interfaces=interfaces,
             captive_portal_api=_captive_portal_api(),
+            upstream_servers=_upstream_servers(),
         )
 
 
@@ -112,3 +117,10 @@ def _captive_portal_api() -> str | None:
     from captive.selectors import captive_portal_api_uri
 
     return captive_portal_api_uri()
+
+
+def _upstream_servers() -> tuple[str, ...]:
+    """The gateway app's choice of upstream resolvers for dnsmasq."""
+    from gateway.selectors import dns_upstream_servers
+
+    return dns_upstream_servers()
