@@ -41,9 +41,10 @@ from django.utils.translation import gettext as _
 from meshnet.apply import MeshApplyError, apply_mesh
 from meshnet.state import MeshState
 from portal.host import validate
-from portal.host.builders import dhclient, link, nft, process, sysctl
+from portal.host.builders import dhclient, inspect, link, nft, process, sysctl
 from portal.host.errors import CommandFailed, HostError, InvalidValue
 from portal.host.node import Host
+from portal.host.readers import parse_ip_route
 
 from . import nat
 
@@ -52,6 +53,10 @@ NAT_FILE = "/etc/byzantium/gateway.nft"
 NAT_CHECK_FILE = "/run/byzantium/gateway-check.nft"
 DHCP_FOLDER = "/var/lib/byzantium/uplink-dhcp"
 DHCP_RESOLV = "/var/lib/byzantium/uplink-dhcp/resolv.conf"
+# The uplink's default route gives way to one babeld installs (metric 0)
+# from another gateway: only while this node does not announce its own
+# (babeld then ignores the others', see meshnet.babel_config).
+UPLINK_ROUTE_METRIC = 1024
 
 
 class GatewayApplyError(HostError):
@@ -210,6 +215,7 @@ def apply_gateway(
         state,
         announce_default_route=plan.announce,
         upstream_servers=tuple(plan.upstream_servers),
+        dns_for_mesh=plan.announce,
     )
     record = read_record(host)
     try:
@@ -349,7 +355,7 @@ def _apply_uplink(
     host.runner.run(link.set_up(uplink.interface))
     if uplink.addressing == "static":
         host.runner.run(link.address_replace(uplink.interface, uplink.address))
-        host.runner.run(link.default_route_replace(uplink.router, uplink.interface))
+        _ensure_uplink_route(host, uplink)
         if previous != wanted:
             report.steps.append(
                 _("%(address)s on %(name)s, default route via %(router)s")
@@ -365,6 +371,26 @@ def _apply_uplink(
             _("asked for an address on %(name)s by DHCP") % {"name": uplink.interface}
         )
     record["uplink"] = wanted
+
+
+def _ensure_uplink_route(host: Host, uplink: UplinkConfig) -> None:
+    """The uplink's default route (metric :data:`UPLINK_ROUTE_METRIC`)."""
+    routes = parse_ip_route(
+        host.runner.run(inspect.route_show(family=4)).stdout or "[]", family="inet"
+    )
+    for route in routes:
+        if (
+            route.is_default
+            and route.device == uplink.interface
+            and route.gateway == uplink.router
+            and route.metric == UPLINK_ROUTE_METRIC
+        ):
+            return
+    host.runner.run(
+        link.default_route_replace(
+            uplink.router, uplink.interface, metric=UPLINK_ROUTE_METRIC
+        )
+    )
 
 
 def _start_dhclient(host: Host, interface: str) -> None:

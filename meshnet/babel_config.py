@@ -8,7 +8,9 @@ What the file says, and why:
 - ``redistribute`` allows exactly this node's own prefixes: its mesh /32 (a
   local address on ``lo``) and its client subnet (a connected route), plus
   the default route only while ``state.announce_default_route`` is set (the
-  gateway app decides that); every other local address and kernel route is
+  gateway app decides that), and then default routes from other gateways are
+  not installed (``in ... deny``: the node uses its own uplink); every
+  other local address and kernel route is
   denied, so a node never leaks a route it does not own into the mesh;
 - optional HMAC authentication (RFC 8967, babeld 1.12's ``key id ... type
   hmac-sha256 value HEX`` and ``interface ... key ID``) with the key every
@@ -71,6 +73,7 @@ _DIRECTIVES = frozenset(
         "key",
         "interface",
         "redistribute",
+        "in",
     }
 )
 _FILE_DIRECTIVES = ("local-path", "pid-file", "state-file", "log-file")
@@ -196,6 +199,10 @@ def render(
     if subnet is not None:
         lines.append(f"redistribute ip {subnet} eq {subnet.prefixlen} allow")
     if state.announce_default_route:
+        # A working gateway uses its own uplink: a default route learnt from
+        # another gateway would fight the uplink's in the kernel table.
+        lines.append("# This node is a gateway: ignore the others' default routes.")
+        lines.append("in ip 0.0.0.0/0 le 0 deny")
         lines.append("# This node is a gateway: announce its default route.")
         lines.append("redistribute ip 0.0.0.0/0 le 0 allow")
         # `ip route add default via ...` leaves a route of protocol "boot",

@@ -16,7 +16,9 @@ dnsmasq serves the node's clients:
   none. The gateway app sets ``state.upstream_servers`` (read by
   ``MeshState.from_db`` from :func:`gateway.selectors.dns_upstream_servers`):
   its uplink's resolvers on a working gateway, Tor's DNSPort (``IP#PORT``)
-  in Tor mode, the mesh's gateways on every other node;
+  in Tor mode, the mesh's gateways on every other node; a gateway that
+  announces its route (``state.dns_for_mesh``) also listens on its mesh
+  links, with no DHCP there, so the other nodes' dnsmasq can forward to it;
 - DHCP option 114 (RFC 8910, the captive portal API URI) when
   ``state.captive_portal_api`` is set by the captive app, that is when its
   portal is on; then also a second ``addn-hosts``, the captive app's probe
@@ -169,7 +171,7 @@ def render(
         upstream_server(server)
         for server in dict.fromkeys([*state.upstream_servers, *upstream_servers])
     ]
-    lines = [
+    lines: list[str] = [
         "# dnsmasq configuration of node "
         f"{re.sub(r'[^A-Za-z0-9._-]', '?', state.node_name)[:63] or '?'}, "
         "rendered by the portal; do not edit.",
@@ -177,6 +179,15 @@ def render(
     lines += [
         f"interface={validate.interface_name(i.name)}" for i in state.client_interfaces
     ]
+    if state.dns_for_mesh and upstreams:
+        # A gateway resolves Internet names for the other nodes: their
+        # queries arrive on the mesh links; no DHCP is ever served there.
+        mesh_links = [i.name for i in state.mesh_interfaces]
+        if state.protocol == "batman-adv" and mesh_links:
+            mesh_links = ["bat0"]
+        for name in mesh_links:
+            name = validate.interface_name(name)
+            lines += [f"interface={name}", f"no-dhcp-interface={name}"]
     lines += [
         # Bind each served interface's addresses, also of interfaces that
         # appear later (an access point brought up after dnsmasq).

@@ -50,6 +50,9 @@ class MeshState:
     # Where dnsmasq forwards names that are not the mesh's (IP or IPv4#PORT);
     # set by the gateway app, empty for a mesh without a way out.
     upstream_servers: tuple[str, ...] = ()
+    # A working gateway also answers DNS for the other nodes of the mesh
+    # (on its mesh links, never DHCP there); set by the gateway app.
+    dns_for_mesh: bool = False
 
     @property
     def mesh_interfaces(self) -> tuple[InterfaceState, ...]:
@@ -109,6 +112,7 @@ class MeshState:
             interfaces=interfaces,
             captive_portal_api=_captive_portal_api(),
             upstream_servers=_upstream_servers(),
+            dns_for_mesh=settings_row.announce_default_route,
         )
 
 

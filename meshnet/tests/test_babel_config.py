@@ -59,6 +59,11 @@ def test_default_route_is_announced_only_by_a_gateway():
     directives = _directives(text)
     assert "redistribute ip 0.0.0.0/0 le 0 allow" in directives
     assert "redistribute ip 0.0.0.0/0 le 0 proto 3 allow" in directives
+    # ... and then does not install the other gateways' default routes
+    assert "in ip 0.0.0.0/0 le 0 deny" in directives
+    assert "in ip 0.0.0.0/0 le 0 deny" not in _directives(
+        babel_config.render(_state(), ROOT)
+    )
     assert directives[-2:] == ["redistribute local deny", "redistribute deny"]
 
 
