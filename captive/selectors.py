@@ -22,6 +22,7 @@ from django.template.loader import render_to_string
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
+from . import probes
 from .models import CaptiveSettings, ClientSession, PortalInterface, SessionState
 
 PAGE_SECONDS = 30
@@ -255,6 +256,22 @@ def client_interface_names() -> list[str]:
     )
     names |= set(PortalInterface.objects.values_list("name", flat=True))
     return sorted(names)
+
+
+def offline_dns_answer() -> str | None:
+    """What the node's DNS answers for every name outside the mesh while
+    the portal is on and the node knows no way to the Internet.
+
+    Offline, no outside name resolves at all, so a phone that opens any
+    site meets a DNS error instead of the portal (held) or the node's
+    pages (let through). Answering the node's offline address
+    (:data:`probes.OFFLINE_ADDRESS`, never a private one) sends every
+    such request to the node; once the gateway reports the uplink, real
+    DNS answers again.
+    """
+    if not portal_enabled() or CaptiveSettings.load().uplink_online:
+        return None
+    return probes.OFFLINE_ADDRESS
 
 
 def captive_portal_api_uri() -> str | None:

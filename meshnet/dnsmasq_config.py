@@ -24,7 +24,11 @@ dnsmasq serves the node's clients:
   portal is on; then also a second ``addn-hosts``, the captive app's probe
   hosts file (:data:`CAPTIVE_PROBE_HOSTS`): on a node without uplink it
   answers the operating systems' connectivity-probe hosts with the node
-  itself (see :mod:`captive.probes`), and it is re-read on SIGHUP.
+  itself (see :mod:`captive.probes`), and it is re-read on SIGHUP;
+- while the portal is on and the mesh is offline
+  (``state.offline_dns_answer``), every name outside the mesh domain
+  resolves to the node's offline address, so a phone that opens any site
+  lands on the node instead of a DNS error.
 
 Every rendered file is checked with ``dnsmasq --test`` before it is used.
 """
@@ -201,6 +205,10 @@ def render(
     ]
     if state.captive_portal_api:
         lines.append(f"addn-hosts={_real(files, CAPTIVE_PROBE_HOSTS)}")
+    if state.offline_dns_answer and not upstreams:
+        # Every other name, while the mesh is offline (captive app); the
+        # mesh domain above is more specific and keeps its own answers.
+        lines.append(f"address=/#/{validate.ipv4_address(state.offline_dns_answer)}")
     lines += [f"server={server}" for server in upstreams]
     lines += [
         f"dhcp-range={first},{last},{network.netmask},{lease}",

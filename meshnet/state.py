@@ -53,6 +53,11 @@ class MeshState:
     # A working gateway also answers DNS for the other nodes of the mesh
     # (on its mesh links, never DHCP there); set by the gateway app.
     dns_for_mesh: bool = False
+    # While the captive portal is on and the mesh has no way to the
+    # Internet, every name outside the mesh domain resolves to this address
+    # of the node (the captive app decides, see captive.probes), so a phone
+    # that types any site lands on the node's pages instead of a DNS error.
+    offline_dns_answer: str | None = None
 
     @property
     def mesh_interfaces(self) -> tuple[InterfaceState, ...]:
@@ -113,6 +118,7 @@ class MeshState:
             captive_portal_api=_captive_portal_api(),
             upstream_servers=_upstream_servers(),
             dns_for_mesh=settings_row.announce_default_route,
+            offline_dns_answer=_offline_dns_answer(),
         )
 
 
@@ -128,3 +134,10 @@ def _upstream_servers() -> tuple[str, ...]:
     from gateway.selectors import dns_upstream_servers
 
     return dns_upstream_servers()
+
+
+def _offline_dns_answer() -> str | None:
+    """The captive app's answer for every outside name while offline."""
+    from captive.selectors import offline_dns_answer
+
+    return offline_dns_answer()

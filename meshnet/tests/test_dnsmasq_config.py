@@ -135,8 +135,9 @@ def test_dnsmasq_is_wanted_only_with_a_subnet_and_a_client_interface():
             {"client_subnet": "10.200.0.0/16"},
             {"tuning": dnsmasq_config.DhcpTuning(True)},
         ),
+        ({"offline_dns_answer": "198.18.0.1"}, {}),
     ],
-    ids=["plain", "captive", "domain", "upstreams", "big-subnet-lab"],
+    ids=["plain", "captive", "domain", "upstreams", "big-subnet-lab", "offline"],
 )
 def test_dnsmasq_accepts_every_rendered_config(changes, kwargs, tmp_path):
     tuning = kwargs.pop("tuning", None)
@@ -162,3 +163,25 @@ def test_the_captive_probe_hosts_file_is_read_only_while_the_portal_is_on():
     )
     assert hosts in _lines(text)
     assert dnsmasq_config.CAPTIVE_PROBE_HOSTS == "/etc/byzantium/captive-probe-hosts"
+
+
+def test_offline_every_outside_name_answers_the_node_and_mesh_names_stay():
+    lines = _lines(dnsmasq_config.render(_state(offline_dns_answer="198.18.0.1"), ROOT))
+    assert "address=/#/198.18.0.1" in lines
+    # The mesh domain is more specific, so NAME.mesh keeps its own answers.
+    assert lines.index("local=/mesh/") < lines.index("address=/#/198.18.0.1")
+    assert "address=/#/198.18.0.1" not in _lines(dnsmasq_config.render(_state(), ROOT))
+
+
+def test_an_upstream_wins_over_the_offline_answer():
+    text = dnsmasq_config.render(
+        _state(offline_dns_answer="198.18.0.1"), ROOT, upstream_servers=["192.0.2.53"]
+    )
+    assert "server=192.0.2.53" in _lines(text)
+    assert not [line for line in _lines(text) if line.startswith("address=")]
+
+
+@pytest.mark.parametrize("answer", ["198.18.0.1\naddress=/x/1.2.3.4", "node", "::1"])
+def test_a_hostile_offline_answer_is_refused(answer):
+    with pytest.raises(InvalidValue):
+        dnsmasq_config.render(_state(offline_dns_answer=answer), ROOT)

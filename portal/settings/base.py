@@ -205,5 +205,11 @@ LOGGING = {
     },
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": "INFO"},
-    "loggers": {"django": {"level": "WARNING"}},
+    "loggers": {
+        "django": {"level": "WARNING"},
+        # Every job note would otherwise reach the worker's console (the
+        # directory sync's every 30 s), burying the banner of `make run`;
+        # each job's log is on its page. (rq's own lines: `rqworker -v 0`.)
+        "portal.jobqueue.log": {"level": "WARNING"},
+    },
 }

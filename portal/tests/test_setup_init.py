@@ -123,3 +123,71 @@ def test_fingerprint_of_a_pem_certificate_matches_sha256_of_der(tmp_path):
 
     digest = hashlib.sha256(der).hexdigest().upper()
     assert tls.fingerprint(files.cert.read_text()).replace(":", "") == digest
+
+
+def _init_in_mode(state, mode: str) -> str:
+    import dataclasses
+
+    from django.conf import settings
+
+    portal = dataclasses.replace(settings.PORTAL, host_mode=mode)
+    with override_settings(PORTAL=portal):
+        return _init(state)
+
+
+def test_lab_first_run_holds_the_lab_phone_with_the_captive_portal(tmp_path):
+    from captive.models import PortalInterface
+    from portal.models import Job
+
+    output = _init_in_mode(tmp_path / "state", "lab")
+    assert list(PortalInterface.objects.values_list("name", "enabled")) == [
+        ("br-lan", True)
+    ]
+    assert "captive portal is on" in output
+    # The worker applies it when it starts: a pending job row waits for it.
+    assert Job.objects.filter(kind="captive.apply_portal").count() == 1
+
+
+def test_lab_later_runs_keep_the_operators_choice_of_portal_interfaces(tmp_path):
+    from captive.models import PortalInterface
+    from portal.models import Job
+
+    PortalInterface.objects.create(name="br-lan", enabled=False)
+    output = _init_in_mode(tmp_path / "state", "lab")
+    assert list(PortalInterface.objects.values_list("name", "enabled")) == [
+        ("br-lan", False)
+    ]
+    assert "captive portal is on" not in output
+    assert not Job.objects.filter(kind="captive.apply_portal").exists()
+
+
+def test_system_mode_never_switches_the_portal_on_by_itself(tmp_path):
+    from captive.models import PortalInterface
+
+    _init_in_mode(tmp_path / "state", "system")
+    assert not PortalInterface.objects.exists()
+
+
+def test_lab_first_run_stores_the_lab_nodes_plan_as_the_mesh_state(tmp_path):
+    from meshnet.models import MeshInterface, MeshSettings
+    from meshnet.state import MeshState
+
+    output = _init_in_mode(tmp_path / "state", "lab")
+    state = MeshState.from_db()
+    assert state.mesh_address == "10.213.0.1"
+    assert state.client_subnet == "10.213.1.0/24"
+    assert {(i.name, i.role) for i in state.interfaces} == {
+        ("to-n2", "mesh"),
+        ("br-lan", "clients"),
+    }
+    assert "10.213.0.1" in output
+    # The captive portal now names the node by its client-side address.
+    from captive.selectors import portal_facts
+
+    assert portal_facts().portal_host == "10.213.1.1"
+    # A second run (or an operator's own choice) is left alone.
+    MeshInterface.objects.filter(name="to-n2").delete()
+    MeshSettings.objects.update(client_subnet="10.99.1.0/24")
+    _init_in_mode(tmp_path / "state", "lab")
+    assert MeshState.from_db().client_subnet == "10.99.1.0/24"
+    assert not MeshInterface.objects.filter(name="to-n2").exists()

@@ -6,7 +6,15 @@ Idempotent; every run:
 2. makes the HTTPS certificate and key on the first run
    (``<state>/tls/portal.crt`` and ``portal.key``, mode 0600) and prints the
    certificate's SHA-256 fingerprint;
-3. while setup is not done, makes sure a one-time setup secret exists (the
+3. in ``lab`` host mode, on the very first run only: stores the managed
+   lab node's addresses and interfaces (the lab's address plan, which
+   ``lab up`` gives that node) as the portal's mesh state, so the pages,
+   the captive portal and every later job describe the node as it is
+   instead of an empty one; and switches the captive portal on for the
+   node's client port (``br-lan``), so the demo shows a phone held by the
+   portal (DESIGN.md, "The lab"). Once the operator has changed either,
+   their choice stands;
+4. while setup is not done, makes sure a one-time setup secret exists (the
    plaintext in ``<state>/setup-secret``, mode 0600, only its hash in the
    database) and prints it; once setup is done, deletes that file.
 
@@ -15,6 +23,7 @@ It needs the database migrated first (make run migrates before it).
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import socket
 from typing import Any
@@ -76,6 +85,10 @@ class Command(BaseCommand):
             % {"fingerprint": fingerprint}
         )
 
+        if settings.PORTAL.host_mode == "lab":
+            self._lab_mesh_state_on_first_run()
+            self._lab_portal_on_first_run()
+
         secret = access.issue_setup_secret(access.setup_secret_path())
         if secret is None:
             self.stdout.write(
@@ -102,4 +115,64 @@ class Command(BaseCommand):
         self.stdout.write(
             _("(It is also in %(path)s, readable by root only.)")
             % {"path": access.setup_secret_path()}
+        )
+
+    def _lab_mesh_state_on_first_run(self) -> None:
+        """The lab node's mesh state (the lab's address plan) in the models."""
+        from django.db import transaction
+
+        from meshnet.change_services import write_state
+        from meshnet.models import AddressOrigin, MeshInterface, MeshSettings
+        from portal.lab.lab import Lab
+        from portal.lab.spec import LabSpec
+
+        if MeshSettings.load().mesh_address or MeshInterface.objects.exists():
+            return
+        config = settings.PORTAL
+        lab = Lab(prefix=config.lab_prefix, base_dir=config.lab_dir)
+        spec = LabSpec(nodes=config.lab_nodes, clients=config.lab_clients)
+        state = dataclasses.replace(
+            lab.node_state(config.lab_node, spec),
+            address_origin=AddressOrigin.MANUAL.value,
+        )
+        with transaction.atomic():
+            write_state(
+                state, ["mesh_address", "client_subnet", "address_origin", "interfaces"]
+            )
+        self.stdout.write(
+            _(
+                "Lab: node %(node)s has mesh address %(address)s and client "
+                "subnet %(subnet)s (the lab's address plan)."
+            )
+            % {
+                "node": config.lab_node,
+                "address": state.mesh_address,
+                "subnet": state.client_subnet,
+            }
+        )
+
+    def _lab_portal_on_first_run(self) -> None:
+        """Hold the lab's phone on a new lab node, as a real node would be
+        set up in the field; the worker applies the queued job when it
+        starts (it pushes rows queued while Redis was down)."""
+        from captive.models import CaptiveSettings, PortalInterface
+        from captive.services import portal_settings_update
+        from portal.lab.spec import CLIENT_BRIDGE
+
+        if PortalInterface.objects.exists():
+            return
+        row = CaptiveSettings.load()
+        portal_settings_update(
+            session_timeout=row.session_timeout,
+            idle_timeout=row.idle_timeout,
+            message=row.message,
+            restore_after_restart=row.restore_after_restart,
+            interfaces={CLIENT_BRIDGE: True},
+        )
+        self.stdout.write(
+            _(
+                "Lab: the captive portal is on for the lab node's client port "
+                "%(interface)s (the operator's captive page switches it off)."
+            )
+            % {"interface": CLIENT_BRIDGE}
         )

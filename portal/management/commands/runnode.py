@@ -935,6 +935,10 @@ class Supervisor:
             "--with-scheduler",
             "--pid",
             str(self.layout.worker_pid),
+            # rq logs three lines for every job, routine ones every 5 s
+            # included; warnings and failures still reach the console.
+            "--verbosity",
+            "0",
         )
         child = self._spawn(
             "rq worker",
@@ -1244,9 +1248,10 @@ def _banner(config: PortalConfig, layout: Layout) -> list[str]:
         )
         lines.append(
             _(
-                "  Inside the lab, node %(node)s serves the portal on ports 80 "
-                "and 443 of its own addresses. Try: python manage.py lab exec "
-                "c1 -- curl -s http://%(address)s/api/v1/node"
+                "  The lab phone c1 is held by the captive portal of node "
+                "%(node)s until it taps Continue. Try: python manage.py lab exec "
+                "c1 -- curl -si http://example.org/ (the welcome page is "
+                "http://%(address)s/captive/)"
             )
             % {"node": config.lab_node, "address": _lab_node_client_gateway(config)}
         )
