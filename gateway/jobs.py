@@ -83,6 +83,44 @@ def scan_uplinks_job() -> dict[str, Any]:
     return {"candidates": [c["name"] for c in found]}
 
 
+def _rendered_upstreams(host: Any) -> tuple[str, ...] | None:
+    """The ``server=`` lines of the node's dnsmasq.conf (None: no file)."""
+    from meshnet.dnsmasq_config import CONFIG
+
+    text = host.files.read_text(CONFIG)
+    if text is None:
+        return None
+    return tuple(
+        line[len("server=") :]
+        for line in text.splitlines()
+        if line.startswith("server=")
+    )
+
+
+def _follow_upstreams(host: Any) -> bool:
+    """Queue ``gateway.apply`` when dnsmasq's upstreams are not the ones
+    wanted now (a gateway of the mesh came or went, a new lease)."""
+    from .selectors import dns_upstream_servers
+
+    rendered = _rendered_upstreams(host)
+    if rendered is None or rendered == dns_upstream_servers():
+        return False
+    services.apply_request()
+    return True
+
+
+def _follow_the_mesh() -> dict[str, Any]:
+    """A node without an uplink: online for the captive portal while the
+    mesh has a gateway, and dnsmasq forwarding to the mesh's gateways."""
+    from captive.services import uplink_state_set
+
+    from .selectors import mesh_gateway_addresses
+
+    online = bool(mesh_gateway_addresses())
+    uplink_state_set(online=online)
+    return {"mesh_online": online, "dns_follows": _follow_upstreams(current_host())}
+
+
 @registered_job(
     services.CHECK_KIND, every=CHECK_EVERY, routine=True, title=_("Check the uplink")
 )
@@ -90,7 +128,7 @@ def check_uplink_job() -> dict[str, Any]:
     """One uplink check when it is due; acts only on a change of verdict."""
     row = GatewaySettings.load()
     if not row.uplink_interface:
-        return {"checked": False, "reason": "no uplink"}
+        return {"checked": False, "reason": "no uplink", **_follow_the_mesh()}
     now = timezone.now()
     if row.checked_at and now - row.checked_at < timedelta(
         seconds=row.check_interval_seconds - 1

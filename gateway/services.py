@@ -92,6 +92,12 @@ def sharing_set(*, sharing: bool, user: Any = None) -> Job:
 
 
 @transaction.atomic
+def apply_request(*, user: Any = None) -> Job:
+    """Queue ``gateway.apply`` alone (the node's state moved, not the settings)."""
+    return enqueue_job(kind=APPLY_KIND, user=user)
+
+
+@transaction.atomic
 def uplink_scan_request(*, user: Any = None) -> Job:
     """Queue a fresh scan of the interfaces that could be an uplink."""
     return enqueue_job(kind=SCAN_KIND, user=user)

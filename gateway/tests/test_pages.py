@@ -259,8 +259,39 @@ def test_the_check_job_withdraws_after_three_failures_and_a_flap_changes_nothing
     assert captive_calls == [False]
 
 
-def test_without_an_uplink_the_check_does_nothing(operator):
-    assert jobs.check_uplink_job() == {"checked": False, "reason": "no uplink"}
+def test_without_an_uplink_the_node_follows_the_mesh(operator, monkeypatch, tmp_path):
+    from meshnet.dnsmasq_config import CONFIG
+    from portal.host.files import FileStore
+    from portal.host.node import Host
+    from portal.host.runner import RecordingRunner
+
+    host = Host(
+        mode="lab", runner=RecordingRunner(strict=True), files=FileStore(tmp_path)
+    )
+    host.files.write(CONFIG, "interface=br-lan\nno-resolv\n")
+    monkeypatch.setattr(jobs, "current_host", lambda: host)
+    captive_calls: list[bool] = []
+    import captive.services
+
+    monkeypatch.setattr(
+        captive.services, "uplink_state_set",
+        lambda *, online: captive_calls.append(online),
+    )  # fmt: skip
+    answer = jobs.check_uplink_job()
+    # no gateway in the mesh: offline, and no upstream is wanted
+    assert answer == {"checked": False, "reason": "no uplink", "mesh_online": False,
+                      "dns_follows": False}  # fmt: skip
+    now = timezone.now()
+    DirectoryEntry.objects.create(
+        address="10.9.0.1", name="alpha", client_subnet="10.9.1.0/24", gateway=True,
+        last_seen=now, expires=now + timedelta(minutes=5),
+    )  # fmt: skip
+    answer = jobs.check_uplink_job()
+    assert answer["mesh_online"] and answer["dns_follows"]
+    assert captive_calls == [False, True]
+    assert Job.objects.filter(kind="gateway.apply").count() == 1
+    host.files.write(CONFIG, "interface=br-lan\nserver=10.9.1.1\n")
+    assert jobs.check_uplink_job()["dns_follows"] is False
 
 
 def test_sharing_off_stops_the_announcement_at_once(checking):
