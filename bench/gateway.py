@@ -21,7 +21,7 @@ Measured:
   announced again before the next repetition, which cuts the other one.
   Median and max.
 - ``throughput``: iperf3 TCP from the client to the Internet through ``n1``
-  (three mesh hops, then the uplink), with the gateway's NAT table, and
+  (two mesh hops, then the uplink), with the gateway's NAT table, and
   with plain routing on the same path (the table removed, the Internet
   given a route back to the mesh): ``rounds`` interleaved rounds of
   ``seconds`` each way (upload and download, ``-R``); medians and the
