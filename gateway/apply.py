@@ -402,7 +402,7 @@ def _start_dhclient(host: Host, interface: str) -> None:
     # servers go to a file of the portal's own, never /etc/resolv.conf.
     host.files.write(
         f"{DHCP_FOLDER}/dhclient-hook",
-        render_launcher(host.files.path(DHCP_RESOLV)),
+        render_launcher(host.files.path(DHCP_RESOLV), route_metric=UPLINK_ROUTE_METRIC),
         mode=0o755,
     )
     try:

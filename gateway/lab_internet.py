@@ -12,7 +12,9 @@ linked to each gateway node by a veth pair (``up0`` in the node,
   folder) answering :data:`TEST_NAME` with the web server's address;
 - per gateway ``nI`` a /28 out of 203.0.113.0/24: the Internet's router
   address (``.16*I+1``) and the node's uplink address (``.16*I+2``), which
-  the gateway app itself puts on ``up0`` (static addressing).
+  the gateway app itself puts on ``up0`` (static addressing), or which a
+  DHCP server of the Internet hands out (``dhcp_nodes``, dnsmasq with DNS
+  off), like a home router.
 
 The Internet has no route to the mesh (10/8): only masqueraded traffic can
 get an answer, which is what proves the NAT. :meth:`Internet.cut` makes a
@@ -77,6 +79,9 @@ class Internet:
     folder: Path
     # node name ("n1") -> that node's namespace
     gateways: dict[str, str]
+    # Gateways whose uplink the Internet also serves by DHCP (address
+    # .16*I+2, router .16*I+1, DNS server DNS_ADDRESS), like a home router.
+    dhcp_nodes: tuple[str, ...] = ()
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
     @property
@@ -118,6 +123,8 @@ class Internet:
                  "--log-facility=-", "--log-queries"],
                 wait_ready=False,
             )  # fmt: skip
+            for node in self.dhcp_nodes:
+                self._start_dhcp(node)
             self._wait_dns()
         except BaseException:
             self.down()
@@ -134,6 +141,22 @@ class Internet:
             line = process.stdout.readline().strip()
             if line != b"ready":
                 raise RuntimeError(f"{argv[5:]} did not start in {self.namespace}")
+
+    def _start_dhcp(self, node: str) -> None:
+        index = int(node[1:])
+        address = uplink_address(index).split("/")[0]
+        self._start(
+            ["ip", "netns", "exec", self.namespace, "dnsmasq",
+             "--keep-in-foreground", "--conf-file=/dev/null", "--port=0",
+             f"--interface=gw-{node}", "--bind-interfaces",
+             f"--dhcp-range={address},{address},255.255.255.240,120",
+             f"--dhcp-option=option:router,{uplink_router(index)}",
+             f"--dhcp-option=option:dns-server,{DNS_ADDRESS}",
+             f"--dhcp-leasefile={self.folder / f'dhcp-{node}.leases'}",
+             f"--pid-file={self.folder / f'dhcp-{node}.pid'}",
+             "--log-facility=-", "--log-dhcp"],
+            wait_ready=False,
+        )  # fmt: skip
 
     def _wait_dns(self, timeout: float = 10) -> None:
         deadline = time.monotonic() + timeout

@@ -179,6 +179,7 @@ def test_dhcp_starts_the_portals_own_dhclient_with_a_hook_of_its_own(node):
     ]  # fmt: skip
     hook = (folder / "dhclient-hook").read_text()
     assert str(folder / "resolv.conf") in hook and "/etc/resolv.conf" not in hook
+    assert "route_metric=1024" in hook
     assert report.steps[0] == "asked for an address on usb0 by DHCP"
 
 

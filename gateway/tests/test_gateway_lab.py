@@ -48,6 +48,7 @@ def mesh(make_module_lab):
         lab.prefix,
         lab.base_dir / "inet",
         {"n1": lab.namespace("n1"), "n5": lab.namespace("n5")},
+        dhcp_nodes=("n5",),
     )
     agent = None
     gateways = {}
@@ -219,3 +220,39 @@ def test_turning_sharing_off_removes_the_table_the_route_and_the_upstreams(mesh)
         .read_text()
         .count("nat")
     )
+
+
+def test_a_dhcp_uplink_gets_its_address_route_and_resolvers_from_the_lease(mesh):
+    from dataclasses import replace
+
+    from gateway import apply as gateway_apply
+    from gateway import uplink
+    from gateway.apply import UplinkConfig
+
+    lab, n5, agent = mesh["lab"], mesh["gw"]["n5"], mesh["c3"]
+    host = lab.node_host("n5")
+    n5.plan = replace(n5.plan, uplink=UplinkConfig(UPLINK))
+    report = n5.apply(sharing=True, online=True)
+    assert "asked for an address on up0 by DHCP" in report.steps
+    routes = _default_routes(lab, "n5")
+    assert any(
+        r.get("dev") == UPLINK and r.get("metric") == gateway_apply.UPLINK_ROUTE_METRIC
+        for r in routes
+    ), routes
+    lease = uplink.parse_dhclient_leases(gateway_apply.lease_file_text(host, UPLINK))
+    assert lease.interface == UPLINK and lease.address == N5_PEER
+    assert lease.dns_servers == (DNS_ADDRESS,)
+    assert gateway_apply.dhclient_pid(host, UPLINK) is not None
+    # The hook never touched a resolv.conf of the machine or the namespace.
+    assert lab.node_path("n5", gateway_apply.DHCP_RESOLV).read_text().count(DNS_ADDRESS)
+    _wait_peer(agent, N5_PEER)  # the only gateway left: n1 shares no more
+    # Forgetting the gateway stops dhclient and takes the address back.
+    pid = gateway_apply.dhclient_pid(host, UPLINK)
+    n5.remove()
+    time.sleep(0.3)
+    assert gateway_apply.dhclient_pid(host, UPLINK) is None
+    addresses = subprocess.run(
+        ["ip", "-n", lab.namespace("n5"), "-j", "-4", "address", "show", UPLINK],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    assert N5_PEER not in addresses and pid
