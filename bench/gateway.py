@@ -14,7 +14,8 @@ Measured:
 
 - ``failover``: ``repetitions`` times, the uplink of the gateway the client
   uses now is cut beyond the link (the carrier stays: the check, not the
-  kernel, must notice); the clock runs from the cut to the first HTTP
+  kernel, must notice), once the other gateway's neighbour routes through
+  it (a settled mesh); the clock runs from the cut to the first HTTP
   answer the client gets through the other gateway (the Internet's server
   names the address each request came from). Beside it, the time the
   check took to withdraw the route. Then the uplink comes back and is
@@ -84,7 +85,28 @@ def _wait_change(node: Any, count: int, timeout: float) -> None:
         raise TimeoutError(f"{node.node}: no change of verdict in {timeout:g} s")
 
 
+def _default_devices(namespace: str) -> list[str]:
+    result = subprocess.run(
+        ["ip", "-n", namespace, "-j", "-4", "route", "show", "default"],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    return [route.get("dev") for route in json.loads(result.stdout or "[]")]
+
+
+def _wait_settled(lab: Any, other: str) -> None:
+    """Until the other gateway's mesh neighbour routes the default through it:
+    each failover is timed from a settled mesh."""
+    neighbour = "n4" if other == "n5" else "n2"
+    deadline = time.monotonic() + FAILOVER_TIMEOUT
+    while time.monotonic() < deadline:
+        if _default_devices(lab.namespace(neighbour)) == [f"to-{other}"]:
+            return
+        time.sleep(0.1)
+    raise TimeoutError(f"{neighbour} does not route through {other}")
+
+
 def measure_failover(
+    lab: Any,
     gateways: dict[str, Any],
     internet: Any,
     agent: Any,
@@ -103,6 +125,7 @@ def measure_failover(
         other = next(name for name in gateways if name != cut)
         node = gateways[cut]
         before = len(node.changes)
+        _wait_settled(lab, other)
         started = time.monotonic()
         internet.cut(cut)
         try:
@@ -278,7 +301,7 @@ def run_gateway(
         time.sleep(2)
         for node in gateways.values():
             node.start()
-        failover = measure_failover(gateways, internet, agent, repetitions, say)
+        failover = measure_failover(lab, gateways, internet, agent, repetitions, say)
         for node in gateways.values():
             node.stop()
         # Throughput through n1 alone: n5 stops announcing.

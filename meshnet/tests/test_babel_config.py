@@ -43,6 +43,7 @@ def test_config_announces_only_the_nodes_own_prefixes():
         "pid-file /var/lib/byz/lab/byz/n1/root/run/byzantium/babeld.pid",
         "state-file /var/lib/byz/lab/byz/n1/root/var/lib/byzantium/babeld.state",
         "log-file /var/lib/byz/lab/byz/n1/root/var/log/byzantium/babeld.log",
+        "default split-horizon false",
         "interface wlan0 type wireless",
         "interface eth1 type wired",
         "redistribute local ip 10.42.0.7/32 allow",
