@@ -28,7 +28,8 @@ DEBIAN_PACKAGES := redis-server babeld dnsmasq nftables iproute2 arping gettext 
 	openssl isc-dhcp-client conntrack nginx-light chromium curl wrk procps \
 	psmisc python3-venv fonts-dejavu-core fonts-dejavu-extra fonts-liberation \
 	iputils-ping iw hostapd wpasupplicant batctl kmod systemd tor ca-certificates \
-	ngircd mumble-server prosody icecast2 libxml2-utils kiwix-tools squid infinoted
+	ngircd mumble-server prosody icecast2 libxml2-utils kiwix-tools squid infinoted \
+	iperf3
 
 ifneq ($(shell id -u),0)
 # Not root: nothing may change the machine, and the lab needs root.

@@ -99,6 +99,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "(ircd, voice, xmpp, stream, library; 3 repetitions, ~2 min)",
     )
     parser.add_argument(
+        "--gateway",
+        action="store_true",
+        help="also the gateway: failover between two gateways, NAT throughput "
+        "against plain routing (~2 min)",
+    )
+    parser.add_argument(
         "--quick",
         action="store_true",
         help="a smoke run: 1 round of 2 s, 1 repetition, short settle",
@@ -396,6 +402,19 @@ def run_captive_portal_section(args: argparse.Namespace, work: Path) -> dict[str
     )
 
 
+def run_gateway_section(args: argparse.Namespace, work: Path) -> dict[str, Any]:
+    from bench.gateway import run_gateway
+
+    quick = args.quick
+    return run_gateway(
+        work / "gateway",
+        repetitions=2 if quick else 5,
+        rounds=1 if quick else 3,
+        seconds=1.0 if quick else 5.0,
+        say=say,
+    )
+
+
 # -- report --------------------------------------------------------------------
 
 
@@ -507,6 +526,10 @@ def render_report(results: dict[str, Any]) -> str:
         from bench.captive_portal import render as render_portal
 
         parts.append(render_portal(results["captive_portal"]))
+    if results.get("gateway"):
+        from bench.gateway import render as render_gateway
+
+        parts.append(render_gateway(results["gateway"]))
     for error in results.get("errors", []):
         parts.append(f"\nERROR in {error['section']}: {error['error']}")
     return "\n".join(parts)
@@ -535,6 +558,9 @@ def failures(results: dict[str, Any]) -> list[str]:
     from bench.captive_portal import portal_failures
 
     found.extend(portal_failures(results.get("captive_portal")))
+    from bench.gateway import gateway_failures
+
+    found.extend(gateway_failures(results.get("gateway")))
     return found
 
 
@@ -580,6 +606,11 @@ def main(argv: list[str] | None = None) -> int:
             ("lab", not args.no_lab and root, lambda: run_lab_section(args, work)),
             ("mesh", not args.no_mesh and root, lambda: run_mesh_section(args, work)),
             (
+                "gateway",
+                args.gateway and root,
+                lambda: run_gateway_section(args, work),
+            ),
+            (
                 "captive_firewall",
                 args.captive and root,
                 lambda: run_captive_section(args, work),
@@ -603,6 +634,8 @@ def main(argv: list[str] | None = None) -> int:
             say("Not root: no captive portal figures (run as root).")
         if not root and args.services:
             say("Not root: no services figures (run as root).")
+        if not root and args.gateway:
+            say("Not root: no gateway figures (run as root).")
         for name, wanted, section in sections:
             if not wanted:
                 continue

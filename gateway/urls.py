@@ -1,4 +1,12 @@
-"""URLs of the gateway app; its own issue adds the pages."""
+"""URLs of the gateway app (under /gateway/)."""
+
+from django.urls import path
+
+from . import views
 
 app_name = "gateway"
-urlpatterns: list = []
+urlpatterns = [
+    path("", views.settings_page, name="settings"),
+    path("save/", views.settings_save, name="save"),
+    path("scan/", views.scan, name="scan"),
+]

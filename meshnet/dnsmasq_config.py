@@ -13,8 +13,12 @@ dnsmasq serves the node's clients:
   directory and re-read on SIGHUP); names of the mesh domain are never
   forwarded (``local=``);
 - no upstream DNS (``no-resolv``): a mesh cut off from the Internet has
-  none. The gateway app passes its upstreams as ``upstream_servers``, the
-  one hook for them;
+  none. The gateway app sets ``state.upstream_servers`` (read by
+  ``MeshState.from_db`` from :func:`gateway.selectors.dns_upstream_servers`):
+  its uplink's resolvers on a working gateway, Tor's DNSPort (``IP#PORT``)
+  in Tor mode, the mesh's gateways on every other node; a gateway that
+  announces its route (``state.dns_for_mesh``) also listens on its mesh
+  links, with no DHCP there, so the other nodes' dnsmasq can forward to it;
 - DHCP option 114 (RFC 8910, the captive portal API URI) when
   ``state.captive_portal_api`` is set by the captive app, that is when its
   portal is on; then also a second ``addn-hosts``, the captive app's probe
@@ -111,6 +115,21 @@ def captive_portal_api(value: str) -> str:
     return value
 
 
+def upstream_server(value: str) -> str:
+    """An upstream resolver: an IP address, or ``IPV4#PORT`` (Tor's DNSPort
+    on the node listens on a port of its own)."""
+    text = value if isinstance(value, str) else ""
+    address, _sep, port = text.partition("#")
+    if _sep:
+        if not port.isdigit() or len(port) > 5:
+            raise InvalidValue(
+                _("%(value)s is not a DNS server (an IP address, or IPv4#PORT).")
+                % {"value": repr(value)[:40]}
+            )
+        return f"{validate.ipv4_address(address)}#{validate.port_number(int(port))}"
+    return validate.ip_address(address)
+
+
 def lease_seconds(value: int) -> int:
     return validate.whole_number(
         value, minimum=MIN_LEASE_SECONDS, maximum=MAX_LEASE_SECONDS
@@ -134,8 +153,10 @@ def render(
 ) -> str:
     """The text of dnsmasq.conf for ``state``; paths are ``files``' real paths.
 
-    ``upstream_servers`` (IP addresses) is where the gateway app plugs in the
-    resolvers of its uplink; without them dnsmasq answers only mesh names.
+    The upstreams are ``state.upstream_servers`` (set by the gateway app
+    through :meth:`MeshState.from_db`) followed by ``upstream_servers``
+    (IP addresses or ``IPV4#PORT``); without any dnsmasq answers only mesh
+    names.
     """
     tuning = tuning or DhcpTuning()
     network = client_network(state)
@@ -150,8 +171,11 @@ def render(
         raise InvalidValue(
             _("At most %(count)s upstream DNS servers.") % {"count": MAX_UPSTREAMS}
         )
-    upstreams = [validate.ip_address(server) for server in upstream_servers]
-    lines = [
+    upstreams = [
+        upstream_server(server)
+        for server in dict.fromkeys([*state.upstream_servers, *upstream_servers])
+    ]
+    lines: list[str] = [
         "# dnsmasq configuration of node "
         f"{re.sub(r'[^A-Za-z0-9._-]', '?', state.node_name)[:63] or '?'}, "
         "rendered by the portal; do not edit.",
@@ -159,6 +183,15 @@ def render(
     lines += [
         f"interface={validate.interface_name(i.name)}" for i in state.client_interfaces
     ]
+    if state.dns_for_mesh and upstreams:
+        # A gateway resolves Internet names for the other nodes: their
+        # queries arrive on the mesh links; no DHCP is ever served there.
+        mesh_links = [i.name for i in state.mesh_interfaces]
+        if state.protocol == "batman-adv" and mesh_links:
+            mesh_links = ["bat0"]
+        for name in mesh_links:
+            name = validate.interface_name(name)
+            lines += [f"interface={name}", f"no-dhcp-interface={name}"]
     lines += [
         # Bind each served interface's addresses, also of interfaces that
         # appear later (an access point brought up after dnsmasq).

@@ -47,6 +47,12 @@ class MeshState:
     # RFC 8908 API URI for DHCP option 114; set by the captive app when its
     # portal is on, None otherwise.
     captive_portal_api: str | None = None
+    # Where dnsmasq forwards names that are not the mesh's (IP or IPv4#PORT);
+    # set by the gateway app, empty for a mesh without a way out.
+    upstream_servers: tuple[str, ...] = ()
+    # A working gateway also answers DNS for the other nodes of the mesh
+    # (on its mesh links, never DHCP there); set by the gateway app.
+    dns_for_mesh: bool = False
     # While the captive portal is on and the mesh has no way to the
     # Internet, every name outside the mesh domain resolves to this address
     # of the node (the captive app decides, see captive.probes), so a phone
@@ -72,6 +78,7 @@ class MeshState:
         values["interfaces"] = tuple(
             InterfaceState(**item) for item in values.get("interfaces", ())
         )
+        values["upstream_servers"] = tuple(values.get("upstream_servers", ()))
         return cls(**values)
 
     @classmethod
@@ -109,6 +116,8 @@ class MeshState:
             address_origin=settings_row.address_origin,
             interfaces=interfaces,
             captive_portal_api=_captive_portal_api(),
+            upstream_servers=_upstream_servers(),
+            dns_for_mesh=settings_row.announce_default_route,
             offline_dns_answer=_offline_dns_answer(),
         )
 
@@ -118,6 +127,13 @@ def _captive_portal_api() -> str | None:
     from captive.selectors import captive_portal_api_uri
 
     return captive_portal_api_uri()
+
+
+def _upstream_servers() -> tuple[str, ...]:
+    """The gateway app's choice of upstream resolvers for dnsmasq."""
+    from gateway.selectors import dns_upstream_servers
+
+    return dns_upstream_servers()
 
 
 def _offline_dns_answer() -> str | None:

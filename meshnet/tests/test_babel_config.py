@@ -43,6 +43,7 @@ def test_config_announces_only_the_nodes_own_prefixes():
         "pid-file /var/lib/byz/lab/byz/n1/root/run/byzantium/babeld.pid",
         "state-file /var/lib/byz/lab/byz/n1/root/var/lib/byzantium/babeld.state",
         "log-file /var/lib/byz/lab/byz/n1/root/var/log/byzantium/babeld.log",
+        "default split-horizon false",
         "interface wlan0 type wireless",
         "interface eth1 type wired",
         "redistribute local ip 10.42.0.7/32 allow",
@@ -59,6 +60,11 @@ def test_default_route_is_announced_only_by_a_gateway():
     directives = _directives(text)
     assert "redistribute ip 0.0.0.0/0 le 0 allow" in directives
     assert "redistribute ip 0.0.0.0/0 le 0 proto 3 allow" in directives
+    # ... and then does not install the other gateways' default routes
+    assert "in ip 0.0.0.0/0 le 0 deny" in directives
+    assert "in ip 0.0.0.0/0 le 0 deny" not in _directives(
+        babel_config.render(_state(), ROOT)
+    )
     assert directives[-2:] == ["redistribute local deny", "redistribute deny"]
 
 

@@ -46,6 +46,8 @@ ALLOWED_EXECUTABLES: frozenset[str] = frozenset(
         "openssl",
         "redis-server",
         "curl",
+        # the gateway's uplink check (ICMP echo bound to the uplink)
+        "ping",
         # config checkers of the catalogued services (services/catalogue)
         "ngircd",
         "prosodyctl",

@@ -33,8 +33,13 @@ BOUND_REASONS = {"BOUND", "RENEW", "REBIND", "REBOOT"}
 GONE_REASONS = {"EXPIRE", "FAIL", "RELEASE", "STOP", "RELEASE6", "STOP6"}
 
 
-def render_launcher(resolv_conf: Path) -> str:
-    """The executable dhclient runs (``-sf``): this module, isolated mode."""
+def render_launcher(resolv_conf: Path, *, route_metric: int | None = None) -> str:
+    """The executable dhclient runs (``-sf``): this module, isolated mode.
+
+    ``route_metric``: the default route's metric (the gateway app gives its
+    uplink's route one, see :mod:`gateway.apply`); None for the kernel's.
+    """
+    metric = "" if route_metric is None else f", route_metric={int(route_metric)}"
     return (
         f"#!{sys.executable} -I\n"
         "# DHCP hook of a lab client, rendered by the portal; do not edit.\n"
@@ -42,11 +47,13 @@ def render_launcher(resolv_conf: Path) -> str:
         f"sys.path.insert(0, {str(REPO_DIR)!r})\n"
         "from pathlib import Path\n"
         "from portal.lab.dhcp_hook import main\n"
-        f"sys.exit(main(os.environ, Path({str(resolv_conf)!r})))\n"
+        f"sys.exit(main(os.environ, Path({str(resolv_conf)!r}){metric}))\n"
     )
 
 
-def main(environ: Mapping[str, str], resolv_conf: Path) -> int:
+def main(
+    environ: Mapping[str, str], resolv_conf: Path, route_metric: int | None = None
+) -> int:
     """Apply one dhclient event; returns the exit code dhclient expects."""
     from portal.host.builders import link
     from portal.host.runner import SystemRunner
@@ -68,7 +75,11 @@ def main(environ: Mapping[str, str], resolv_conf: Path) -> int:
             runner.run(link.address_replace(interface, f"{address}/{prefixlen}"))
             routers = environ.get("new_routers", "").split()
             if routers:
-                runner.run(link.default_route_replace(routers[0], interface))
+                runner.run(
+                    link.default_route_replace(
+                        routers[0], interface, metric=route_metric
+                    )
+                )
             servers = environ.get("new_domain_name_servers", "").split()
             write_resolv_conf(resolv_conf, servers, environ.get("new_domain_name", ""))
         elif reason in GONE_REASONS:

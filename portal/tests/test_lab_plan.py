@@ -169,6 +169,7 @@ def test_lab_babeld_config_is_the_portals_with_lab_timers():
         "state-file /var/lib/byz/lab/byz/n1/root/var/lib/byzantium/babeld.state",
         "log-file /var/lib/byz/lab/byz/n1/root/var/log/byzantium/babeld.log",
         "default hello-interval 0.5",
+        "default split-horizon false",
         "interface to-n2 type wired",
         "interface to-n3 type wired",
         "redistribute local ip 10.213.0.1/32 allow",

@@ -77,6 +77,13 @@ def _recent_jobs() -> list[Any]:
     return list(recent_jobs(RECENT_JOBS))
 
 
+def _internet() -> dict[str, Any]:
+    """How this node's mesh reaches the Internet (the gateway app's words)."""
+    from gateway.selectors import internet_summary
+
+    return internet_summary()
+
+
 @login_required
 def dashboard(request: HttpRequest) -> HttpResponse:
     """Node name, uptime, interfaces, babel neighbours, queue, recent jobs."""
@@ -85,6 +92,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         "health": health,
         "stale_after": STALE_AFTER_SECONDS,
         "recent_jobs": _recent_jobs(),
+        "internet": _internet(),
     }
     context.update(_snapshot_context(NodeStatus.latest(), health))
     return render(request, "portal/dashboard.html", context)

@@ -115,20 +115,28 @@ def address_flush_ipv4(name: str) -> Command:
     )
 
 
-def default_route_replace(gateway: str, name: str) -> Command:
-    """Point the default route at ``gateway`` through interface ``name``."""
-    return Command(
-        (
-            "ip",
-            "route",
-            "replace",
-            "default",
-            "via",
-            validate.ipv4_address(gateway),
-            "dev",
-            validate.interface_name(name),
-        )
+def default_route_replace(
+    gateway: str, name: str, *, metric: int | None = None
+) -> Command:
+    """Point the default route at ``gateway`` through interface ``name``.
+
+    ``metric``: the route's priority (lower wins); the gateway app gives its
+    uplink's route one, so a default route babeld installs from another
+    gateway (metric 0) takes over when this uplink's route is withdrawn.
+    """
+    argv: tuple[str, ...] = (
+        "ip",
+        "route",
+        "replace",
+        "default",
+        "via",
+        validate.ipv4_address(gateway),
+        "dev",
+        validate.interface_name(name),
     )
+    if metric is not None:
+        argv += ("metric", str(validate.whole_number(metric, minimum=1, maximum=2**31)))
+    return Command(argv)
 
 
 def show_links() -> Command:
