@@ -7,11 +7,11 @@ from django.utils.translation import gettext_lazy as _
 
 # fmt: off
 STRINGS = [
-    _("A chat server: people join channels and talk in text, from any IRC app or the web chat."),
+    _("A chat server: people join channels and talk in text, from any IRC app."),
     _("A local radio: one person streams audio, everyone nearby listens in a browser or media player."),
     _("An IRC app with Tor (Orbot with Revolution IRC, HexChat with Tor Browser's proxy)"),
     _("An existing folder on this computer (for example on a USB disk) holding .zim books; the library adds every .zim file in it."),
-    _("Any IRC app (HexChat, Revolution IRC, Palaver) or the web chat"),
+    _("Any IRC app (HexChat, Revolution IRC, Palaver)"),
     _("Anyone may create an account"),
     _("Chat reachable over Tor"),
     _("Conversations (Android), Monal (iPhone), Gajim or Dino (computers)"),
