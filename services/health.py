@@ -137,15 +137,34 @@ def check_health(context: ServiceContext, supervisor) -> HealthResult:  # type: 
     )
 
 
+# How long a just-started daemon may take to show up in its pid file.
+EXIT_GRACE_SECONDS = 0.5
+
+
 def wait_healthy(
     context: ServiceContext,
     supervisor,
     timeout: float | None = None,  # type: ignore[no-untyped-def]
 ) -> HealthResult:
-    """Check until it passes or ``ready_timeout`` runs out (last result)."""
-    deadline = time.monotonic() + (timeout or context.entry.ready_timeout)
+    """Check until it passes or ``ready_timeout`` runs out (last result).
+
+    A daemon that exits while starting (its port taken, a config it
+    refuses) fails at once instead of after the whole timeout: the worker
+    is not held up, and the operator reads why sooner.
+    """
+    started = time.monotonic()
+    deadline = started + (timeout or context.entry.ready_timeout)
     while True:
         result = check_health(context, supervisor)
-        if result.ok or time.monotonic() >= deadline:
+        now = time.monotonic()
+        if result.ok or now >= deadline:
             return result
+        if now - started >= EXIT_GRACE_SECONDS and not all(
+            supervisor.is_running(context, daemon) for daemon in context.entry.daemons
+        ):
+            return HealthResult(
+                False,
+                _("It stopped while starting (%(reason)s)")
+                % {"reason": result.message},
+            )
         time.sleep(0.2)

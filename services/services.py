@@ -25,6 +25,7 @@ from django.utils.translation import gettext as _
 from portal.host.builders import apt
 from portal.host.node import Host, current_host
 from portal.jobqueue.errors import JobFailed, JobInputError
+from portal.jobqueue.log import note
 from portal.jobqueue.services import enqueue_job
 
 from . import catalogue as catalogue_module
@@ -45,6 +46,12 @@ from .values import (
 # A service failing this many checks in a row is withdrawn from the
 # announcements until a check passes again.
 WITHDRAW_AFTER = 3
+# A switched-on service whose daemon died is started again by the health
+# check, once a round, for its first RESTART_ATTEMPTS failed rounds; after
+# that it stays failing (and withdrawn) until the operator's "Start it
+# again" or the next reconcile, so a daemon that dies at once every time
+# does not restart forever.
+RESTART_ATTEMPTS = 3
 
 
 class UnknownService(ValueError):
@@ -367,10 +374,12 @@ def run_health_checks() -> dict[str, Any]:
 
     A failing check marks the service failing; after :data:`WITHDRAW_AFTER`
     in a row it is withdrawn from the announcements, and the first passing
-    check brings it back. Missing packages are re-read too.
+    check brings it back. A service whose daemon is gone is started again
+    (see :data:`RESTART_ATTEMPTS`). Missing packages are re-read too.
     """
     host, supervisor = host_and_supervisor()
     results: dict[str, bool] = {}
+    restarted: list[str] = []
     installed = components.installed_debian_packages()
     for service_id in sorted(enabled_ids()):
         entry = entry_for(service_id)
@@ -386,12 +395,45 @@ def run_health_checks() -> dict[str, Any]:
         else:
             state = ObservedState.FAILING
         _record(row, state, ok=result.ok, message=result.message)
+        if (
+            state == ObservedState.FAILING
+            and row.consecutive_failures <= RESTART_ATTEMPTS
+            and not components.is_running(context, supervisor)
+            and _start_again(row, context, supervisor)
+        ):
+            restarted.append(service_id)
+            result = check_health(context, supervisor)
+            if result.ok:
+                _record(row, ObservedState.RUNNING, ok=True, message=result.message)
         if row.withdrawn and not was_withdrawn:
             components.AnnouncementComponent().off(context)
         elif result.ok and was_withdrawn:
             components.AnnouncementComponent().on(context)
         results[service_id] = result.ok
-    return {"checked": results}
+    return {"checked": results, "restarted": restarted}
+
+
+def _start_again(
+    row: ServiceState, context: ServiceContext, supervisor: Supervisor
+) -> bool:
+    """Start a switched-on service whose daemon is gone; True once it runs.
+
+    The failed check that found it is already counted; a failed start is
+    not counted again (one round, one failure), only noted.
+    """
+    try:
+        components.switch_on(context, supervisor)
+    except components.ServiceProblem as problem:
+        note(
+            _("%(service)s did not start again: %(message)s")
+            % {"service": context.entry.title, "message": problem.message}
+        )
+        return False
+    note(
+        _("%(service)s had stopped; started it again.")
+        % {"service": context.entry.title}
+    )
+    return True
 
 
 def install_packages(*, service_id: str) -> dict[str, Any]:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -58,6 +60,21 @@ def pid_of(lab, service_id: str) -> int:
     return int(path.read_text().strip())
 
 
+def wait_gone(pid: int, timeout: float = 5) -> None:
+    """A killed daemon is reaped late by the machine's PID 1: a zombie is gone."""
+    import psutil
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
+                return
+        except psutil.NoSuchProcess:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"process {pid} still runs")
+
+
 def test_switch_on_pulls_in_dependency_and_a_client_uses_both(node):
     services.request_activation(service_id="web-top")
     result = services.activate_service(service_id="web-top")
@@ -86,16 +103,62 @@ def test_switch_on_pulls_in_dependency_and_a_client_uses_both(node):
     assert set(ServiceState.objects.values_list("observed", flat=True)) == {"off"}
 
 
-def test_a_dead_daemon_is_failing_then_withdrawn_and_reconcile_recovers(node):
+def test_a_dead_daemon_is_started_again_by_the_next_health_check(node):
     services.request_activation(service_id="web-base")
     services.activate_service(service_id="web-base")
-    os.kill(pid_of(node, "web-base"), 9)
-    for round_number in range(services.WITHDRAW_AFTER):
-        services.run_health_checks()
-        row = ServiceState.objects.get(service_id="web-base")
-        assert row.observed == ObservedState.FAILING
-        assert row.withdrawn == (round_number + 1 >= services.WITHDRAW_AFTER)
-    assert announce.announced_services() == []
+    dead = pid_of(node, "web-base")
+    os.kill(dead, 9)
+    wait_gone(dead)
+    summary = services.run_health_checks()
+    assert summary["restarted"] == ["web-base"]
+    row = ServiceState.objects.get(service_id="web-base")
+    assert row.observed == ObservedState.RUNNING and not row.withdrawn
+    assert row.consecutive_failures == 0
+    assert pid_of(node, "web-base") != dead
+    assert fetch(node, "http://10.213.1.1:18080/").returncode == 0
+    assert [s.id for s in announce.announced_services()] == ["web-base"]
+
+
+def test_a_daemon_that_cannot_start_is_withdrawn_and_reconcile_recovers(node):
+    services.request_activation(service_id="web-base")
+    services.activate_service(service_id="web-base")
+    dead = pid_of(node, "web-base")
+    os.kill(dead, 9)
+    wait_gone(dead)
+    # Something else takes the service's port: every start fails at once.
+    squatter = subprocess.Popen(
+        [
+            "ip", "netns", "exec", node.namespace("n1"), sys.executable, "-c",
+            "import socket, time; s = socket.socket(); "
+            "s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); "
+            "s.bind(('10.213.1.1', 18080)); s.listen(); print('ready', flush=True); "
+            "time.sleep(120)",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    try:
+        ready = squatter.stdout.readline().strip()
+        assert ready == "ready", subprocess.run(
+            ["ip", "netns", "exec", node.namespace("n1"), "ss", "-ltnp"],
+            capture_output=True, text=True,
+        ).stdout  # fmt: skip
+        for round_number in range(1, services.RESTART_ATTEMPTS + 1):
+            summary = services.run_health_checks()
+            assert summary["restarted"] == []
+            row = ServiceState.objects.get(service_id="web-base")
+            assert row.observed == ObservedState.FAILING
+            assert row.consecutive_failures == round_number
+            assert row.withdrawn == (round_number >= services.WITHDRAW_AFTER)
+        assert announce.announced_services() == []
+    finally:
+        squatter.kill()
+        squatter.wait()
+    # The port is free again, but the attempts are used up: the check no
+    # longer restarts it by itself (no endless restart loop).
+    assert services.run_health_checks()["restarted"] == []
+    row = ServiceState.objects.get(service_id="web-base")
+    assert row.observed == ObservedState.FAILING and row.withdrawn
 
     summary = services.reconcile_all()
     assert summary["started"] == ["web-base"]
