@@ -281,9 +281,17 @@ def run_node_section(args: argparse.Namespace, work: Path, *, root: bool) -> dic
         cookies = web.log_in(
             node.unix_connection, "127.0.0.1", ADMIN_USERNAME, node.admin_password
         )
+        from django.utils import translation
+
+        from portal.jobqueue import registry
+
+        registry.load()
+        with translation.override("en"):
+            # The job list names a registered kind by its title.
+            seeded = registry.title_of("meshnet.apply_mesh")
         checks = {
             "/": (NODE_NAME, 'action="/logout/"'),
-            "/jobs/": ("meshnet.apply_mesh", 'action="/logout/"'),
+            "/jobs/": (seeded, 'action="/logout/"'),
         }
         pages = {}
         for path, expect in checks.items():
