@@ -38,3 +38,27 @@ def age(value: datetime | None) -> str:
     if value is None:
         return status.format_duration(None)
     return status.format_duration((timezone.now() - value).total_seconds())
+
+
+@register.filter
+def result_items(value: object) -> list[tuple[str, str]]:
+    """A job's JSON summary as (label, text) pairs a person can read.
+
+    ``{"switched_on": ["ircd", "voice"]}`` -> ``[("switched on", "ircd,
+    voice")]``. The keys are the jobs' own short words, so they are shown
+    as they are (with spaces), not translated; anything that is not a
+    mapping is one unlabelled line.
+    """
+
+    def text(item: object) -> str:
+        if isinstance(item, list | tuple):
+            return ", ".join(text(part) for part in item) or "—"
+        if isinstance(item, dict):
+            return "; ".join(f"{k}: {text(v)}" for k, v in item.items()) or "—"
+        if item is None or item == "":
+            return "—"
+        return str(item)
+
+    if isinstance(value, dict):
+        return [(str(key).replace("_", " "), text(item)) for key, item in value.items()]
+    return [("", text(value))]

@@ -195,3 +195,16 @@ def test_recent_jobs_for_the_dashboard(operator):
     jobs = [Job.objects.create(kind="testing.inspect") for _ in range(5)]
     recent = recent_jobs(3)
     assert [job.pk for job in recent] == [job.pk for job in reversed(jobs)][:3]
+
+
+def test_a_completed_jobs_summary_reads_as_words_not_python(operator):
+    job = Job.objects.create(
+        kind="testing.inspect",
+        status=JobStatus.COMPLETED,
+        finished=timezone.now(),
+        result={"switched_on": ["ircd", "onion-chat"], "failed": {}},
+    )
+    page = operator.get(job.get_absolute_url(), secure=True).content.decode()
+    assert "switched on: <code>ircd, onion-chat</code>" in page
+    assert "failed: <code>—</code>" in page
+    assert "{&#x27;switched_on&#x27;" not in page and "['ircd'" not in page
