@@ -90,6 +90,8 @@ def test_two_people_chat_in_the_browser_then_it_is_withdrawn(node, client):
         if not url.startswith((f"{CHAT}/", f"ws://{NODE}:8082/", "data:", "blob:"))
     ]
     assert result["requests"] and outside == []
+    assert any("/converse/chunkjs/locales/es-" in url for url in result["requests"])
+    assert result["placeholder_es"] == "Mensaje"
     assert result["scroll_width"] <= 360  # no sideways scrolling on a phone
     print(f"webchat: healthy in {healthy_s:.1f} s, {result['steps']}")
 

@@ -21,9 +21,9 @@ CHROMIUM = "/usr/bin/chromium"
 MESSAGE = "Water at the school until 18:00"
 
 
-def join(browser, url: str, nick: str, requests: list[str], shots: Path):
-    """A phone opens the chat and joins the room as ``nick``."""
-    context = browser.new_context(viewport={"width": 360, "height": 740})
+def join(browser, url: str, nick: str, requests: list[str], shots: Path, locale: str):
+    """A phone set to ``locale`` opens the chat and joins the room as ``nick``."""
+    context = browser.new_context(viewport={"width": 360, "height": 740}, locale=locale)
     page = context.new_page()
     page.on("request", lambda request: requests.append(request.url))
     page.on("websocket", lambda ws: requests.append(ws.url))
@@ -53,6 +53,7 @@ def _join(page, nick: str, context, shots: Path):
 
 def main(url: str, screenshot: str) -> None:
     requests: list[str] = []
+    shots = Path(screenshot).parent
     steps: dict[str, float] = {}
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
@@ -60,9 +61,10 @@ def main(url: str, screenshot: str) -> None:
         )
         try:
             start = time.monotonic()
-            _, amira = join(browser, url, "amira", requests, Path(screenshot).parent)
+            _, amira = join(browser, url, "amira", requests, shots, "en-GB")
             steps["first_join_s"] = round(time.monotonic() - start, 2)
-            _, bruno = join(browser, url, "bruno", requests, Path(screenshot).parent)
+            # A phone in Spanish: Converse.js fetches its translation, locally.
+            _, bruno = join(browser, url, "bruno", requests, shots, "es-ES")
             start = time.monotonic()
             amira.locator("textarea.chat-textarea").fill(MESSAGE)
             amira.locator("textarea.chat-textarea").press("Enter")
@@ -71,6 +73,9 @@ def main(url: str, screenshot: str) -> None:
             steps["delivery_s"] = round(time.monotonic() - start, 2)
             author = bruno.locator(".chat-msg", has_text=MESSAGE).first
             bruno.screenshot(path=screenshot)
+            spanish = bruno.locator("textarea.chat-textarea").get_attribute(
+                "placeholder"
+            )
             width = bruno.evaluate("document.documentElement.scrollWidth")
             print(
                 json.dumps(
@@ -79,6 +84,7 @@ def main(url: str, screenshot: str) -> None:
                         "seen": seen.first.inner_text(),
                         "seen_from": author.inner_text(),
                         "scroll_width": width,
+                        "placeholder_es": spanish,
                         "steps": steps,
                     }
                 )
