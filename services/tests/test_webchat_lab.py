@@ -6,12 +6,15 @@ it needs. On c1, headless Chromium (Playwright, inside c1's namespace as a
 phone on the node's client network) opens the announced URL twice, as two
 people: each picks a nickname, one posts a line, the other sees it in the
 shared room. No request of the pages may leave the node. Switching off
-closes the web chat's ports and withdraws its announcement.
+closes the web chat's ports and withdraws its announcement. When Prosody
+dies, the web chat fails its health check (it goes through nginx to
+Prosody) and is withdrawn; switching xmpp off takes the web chat along.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
 import sys
 import time
@@ -21,7 +24,8 @@ import pytest
 
 from captive.selectors import mesh_services
 from portal.config import REPO_DIR
-from services.models import ServiceState
+from services import services
+from services.models import ObservedState, ServiceState
 
 from . import test_real_services as real
 from .test_real_services import (
@@ -102,3 +106,33 @@ def test_two_people_chat_in_the_browser_then_it_is_withdrawn(node, client):
     assert "webchat" not in document_ids(client)
     assert ServiceState.objects.get(service_id="xmpp").enabled
     switch_off("xmpp")
+
+
+def test_without_prosody_the_web_chat_is_withdrawn_and_goes_off_with_xmpp(node, client):
+    """The health check goes through nginx to Prosody's WebSocket: a page
+    whose chat server died is not offered to people."""
+    switch_on("webchat")
+    os.kill(real.daemon_pid(node, "xmpp", "prosody"), 9)
+    for _round in range(services.WITHDRAW_AFTER):
+        services.run_health_checks()
+    row = ServiceState.objects.get(service_id="webchat")
+    assert row.observed == ObservedState.FAILING and row.withdrawn
+    assert "webchat" not in announced_ids()
+    assert "webchat" not in document_ids(client)
+    # nginx itself still runs: the page is there, its chat server is not.
+    assert (
+        fetch(
+            node, f"{CHAT}/xmpp-websocket", "-o", "/dev/null", "-w", "%{http_code}"
+        ).stdout
+        == "502"
+    )
+
+    assert services.reconcile_all()["started"] == ["xmpp"]
+    services.run_health_checks()
+    row = ServiceState.objects.get(service_id="webchat")
+    assert row.observed == ObservedState.RUNNING and not row.withdrawn
+    assert "webchat" in announced_ids()
+
+    assert switch_off("xmpp") == {"switched_off": ["webchat", "xmpp"]}
+    assert_refused(node, 8082)
+    assert announced_ids() == []
