@@ -23,6 +23,9 @@ modules_enabled = {
 	"roster"; "saslauth"; "tls"; "disco"; "carbons"; "pep"; "private";
 	"blocklist"; "vcard4"; "vcard_legacy"; "version"; "uptime"; "time";
 	"ping"; "register"; "mam"; "csi_simple"; "smacks"; "websocket";
+	-- Every client, app or web chat guest, sends at most 10 kB/s (bursts
+	-- of 2 s): plenty for text, a brake on a flood from one phone.
+	"limits";
 }
 modules_disabled = { "s2s" }
 
