@@ -19,6 +19,14 @@ PYTHON := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 MANAGE := $(PYTHON) manage.py
 REQUIREMENTS_STAMP := $(VENV)/.requirements.stamp
+# The web chat's browser client (Converse.js, services/catalogue/webchat):
+# pinned by vendor/webchat/package-lock.json, installed with npm ci (no
+# install scripts, so nothing but the registry's tarballs), and its prebuilt
+# files copied into the service's seed. Skipped while the lock is unchanged.
+WEBCHAT_DIR := vendor/webchat
+WEBCHAT_DIST := $(WEBCHAT_DIR)/node_modules/converse.js/dist
+WEBCHAT_SEED := services/catalogue/webchat/seed/converse
+WEBCHAT_STAMP := $(WEBCHAT_SEED)/.installed
 
 # Every program the portal may run (portal/host/allowlist.py) and every one
 # the tests run must come from one of these, or from a package they depend
@@ -29,7 +37,7 @@ DEBIAN_PACKAGES := redis-server babeld dnsmasq nftables iproute2 arping gettext 
 	psmisc python3-venv fonts-dejavu-core fonts-dejavu-extra fonts-liberation \
 	iputils-ping iw hostapd wpasupplicant batctl kmod systemd tor ca-certificates \
 	ngircd mumble-server prosody icecast2 libxml2-utils kiwix-tools squid infinoted \
-	iperf3
+	iperf3 nodejs npm
 
 ifneq ($(shell id -u),0)
 # Not root: nothing may change the machine, and the lab needs root.
@@ -46,7 +54,18 @@ help:
 	@echo "make deps   only install Debian packages, virtualenv and requirements"
 	@echo "make clean  remove generated files (keeps the node's state in var/)"
 
-deps: debian-packages $(REQUIREMENTS_STAMP)
+deps: debian-packages $(REQUIREMENTS_STAMP) $(WEBCHAT_STAMP)
+
+$(WEBCHAT_STAMP): $(WEBCHAT_DIR)/package-lock.json $(WEBCHAT_DIR)/package.json
+	npm ci --prefix $(WEBCHAT_DIR) --ignore-scripts --no-audit --no-fund --loglevel=error
+	rm -rf $(WEBCHAT_SEED)
+	mkdir -p $(WEBCHAT_SEED)
+	cp -r $(WEBCHAT_DIST)/converse.min.js $(WEBCHAT_DIST)/converse.min.css \
+		$(WEBCHAT_DIST)/emoji.json $(WEBCHAT_DIST)/chunkjs \
+		$(WEBCHAT_DIST)/webfonts $(WEBCHAT_DIST)/images $(WEBCHAT_DIST)/sounds \
+		$(WEBCHAT_DIR)/node_modules/converse.js/LICENSE $(WEBCHAT_SEED)/
+	find $(WEBCHAT_SEED) -name '*.map' -delete
+	touch $@
 
 debian-packages:
 	@deploy/install-debian-packages.sh $(DEBIAN_PACKAGES)

@@ -18,10 +18,15 @@
 # `make run` can continue in dry-run mode.
 set -euo pipefail
 
+# A package counts as present when an installed package provides it: e.g.
+# NodeSource's nodejs provides (and conflicts with) Debian's npm, which
+# apt-get would otherwise try, and fail, to install next to it.
+provided=" $(dpkg-query -W -f='${db:Status-Status} ${Provides}\n' 2>/dev/null \
+    | sed -n 's/^installed //p' | tr ',' '\n' | sed 's/ *(.*//; s/^ *//' | tr '\n' ' ') "
 missing=()
 for package in "$@"; do
     status=$(dpkg-query -W -f='${db:Status-Status}' "$package" 2>/dev/null || true)
-    if [[ "$status" != "installed" ]]; then
+    if [[ "$status" != "installed" && "$provided" != *" $package "* ]]; then
         missing+=("$package")
     fi
 done

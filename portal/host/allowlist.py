@@ -53,6 +53,7 @@ ALLOWED_EXECUTABLES: frozenset[str] = frozenset(
         "prosodyctl",
         "squid",
         "xmllint",
+        "nginx",
         # adds the operator's .zim books to the offline library's index
         "kiwix-manage",
     }

@@ -50,6 +50,8 @@ OTHER_PROGRAMS: Mapping[str, str] = {
     "sh": "portal/tests/test_host_runner.py, test_lab.py",
     "true": "portal/tests/test_lab.py",
     "wrk": "bench/web.py; bench/tests/test_bench.py runs it for real",
+    # The web chat's browser client: `make deps` runs npm ci (Makefile).
+    "npm": "Makefile: vendor/webchat (Converse.js for services/catalogue/webchat)",
     # The Makefile's `$(SYSTEM_PYTHON) -m venv` (make itself must be there
     # before anything can be installed: docs/operating.md says so).
     "python3": "Makefile SYSTEM_PYTHON (/usr/bin/python3) makes the venv",

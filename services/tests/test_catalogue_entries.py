@@ -207,3 +207,16 @@ def test_onion_chat_check_passes_again_once_tor_owns_its_data_folder(
         command.argv, capture_output=True, text=True, timeout=60, check=False
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_webchat_seed_holds_converse_installed_by_make_deps() -> None:
+    """The page loads /converse/converse.min.js and its chunks from the seed:
+    without `make deps` the web chat would serve a page that does nothing."""
+    entry = catalogue().get("webchat")
+    converse = entry.seed_dir / "converse"
+    assert (converse / "converse.min.js").is_file(), "run make deps"
+    assert (converse / "converse.min.css").is_file()
+    assert any((converse / "chunkjs" / "locales").glob("*.js"))  # translations
+    assert not list(converse.rglob("*.map"))
+    page = (entry.folder / "index.html").read_text()
+    assert 'assets_path: "/converse/"' in page and "use_system_emojis: true" in page
