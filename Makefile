@@ -79,7 +79,7 @@ $(REQUIREMENTS_STAMP): requirements.txt | $(PYTHON)
 	touch $@
 
 compilemessages: $(REQUIREMENTS_STAMP)
-	$(MANAGE) compilemessages --ignore=$(VENV) --ignore=var -v 0
+	$(MANAGE) compilemessages --ignore=$(VENV) --ignore=var --ignore=vendor -v 0
 
 # runnode --render-configs first: it creates the state folders (the database
 # folder among them) with their owners, so migrate has somewhere to write.
