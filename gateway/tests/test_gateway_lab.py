@@ -274,3 +274,38 @@ def test_a_dhcp_uplink_gets_its_address_route_and_resolvers_from_the_lease(mesh)
         capture_output=True, text=True, check=True,
     ).stdout  # fmt: skip
     assert N5_PEER not in addresses and pid
+
+
+def test_tor_mode_through_the_gateway_app_and_back_to_direct(mesh):
+    """The gateway app's own apply switches Tor mode on (the real tor in
+    n1's namespace, its table instead of the NAT) and off again."""
+    from gateway import dns, tor
+
+    lab, n1, agent = mesh["lab"], mesh["gw"]["n1"], mesh["c3"]
+    host = lab.node_host("n1")
+    # The upstreams the app chooses in Tor mode (gateway.selectors does this
+    # from the settings): Tor's DNSPort on the node's client-side address.
+    upstreams = dns.choose_upstreams(
+        sharing=True, online=True, tor=True, mode=dns.DnsMode.UPLINK,
+        lease_servers=(DNS_ADDRESS,), tor_listen="10.213.1.1",
+    )  # fmt: skip
+    report = n1.apply(sharing=True, online=True, tor=True, upstream_servers=upstreams)
+    assert "started Tor mode" in report.steps
+    tables = _nft_tables(lab, "n1")
+    assert ("inet", "byz_tor") in tables and ("ip", nat.TABLE) not in tables
+    status = tor.tor_status(host)
+    assert status.running and status.firewall_loaded
+    assert "10.213.1.1#9053" in _node_file(lab, "n1", dnsmasq_config.CONFIG)
+    # The client two hops away never reaches the Internet directly: its
+    # connection ends at tor, which has no Internet to build circuits on.
+    _wait_default_dev(lab, "n3", "to-n2")
+    assert _peer(agent, timeout=1.5) is None
+
+    report = n1.apply(tor=False, upstream_servers=(DNS_ADDRESS,))
+    assert "stopped Tor mode" in report.steps
+    tables = _nft_tables(lab, "n1")
+    assert ("inet", "byz_tor") not in tables and ("ip", nat.TABLE) in tables
+    assert not tor.tor_status(host).running
+    _wait_peer(agent, N1_PEER)  # direct again, through n1's NAT
+    n1.remove()
+    assert ("ip", nat.TABLE) not in _nft_tables(lab, "n1")
