@@ -38,6 +38,23 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
+# The innermost elements reaching past either edge of the viewport.
+OVERFLOWING_ELEMENTS = """() => {
+  const width = document.documentElement.clientWidth;
+  const out = [];
+  for (const el of document.body.querySelectorAll("*")) {
+    const box = el.getBoundingClientRect();
+    if (box.right <= width + 0.5 && box.left >= -0.5) continue;
+    if ([...el.children].some(c => {
+      const b = c.getBoundingClientRect();
+      return b.right > width + 0.5 || b.left < -0.5;
+    })) continue;
+    out.push(el.tagName.toLowerCase() + (el.className ? "." + el.className : "")
+      + " [" + Math.round(box.left) + ", " + Math.round(box.right) + "] "
+      + JSON.stringify((el.textContent || "").trim().slice(0, 40)));
+  }
+  return out.slice(0, 8);
+}"""
 SHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
 PHONE = {"width": 360, "height": 740}
 DESKTOP = {"width": 1280, "height": 800}
@@ -115,12 +132,20 @@ class Session:
         )
 
     def assert_fits(self) -> None:
+        # After a click that navigates, Playwright returns once the new page
+        # is committed; its stylesheet may still be on the way, and the
+        # unstyled table is wider than a phone.
+        self.page.wait_for_load_state("load")
         overflow = self.page.evaluate(
             "document.documentElement.scrollWidth"
             " - document.documentElement.clientWidth"
         )
+        culprits = []
+        if overflow > 0:  # name the elements that stick out, for the fix
+            culprits = self.page.evaluate(OVERFLOWING_ELEMENTS)
+            self.shot("overflowing")
         assert overflow <= 0, (
-            f"{self.page.url} overflows by {overflow}px at {self.width}"
+            f"{self.page.url} overflows by {overflow}px at {self.width}: {culprits}"
         )
 
     def close(self) -> None:
