@@ -3,7 +3,7 @@
 ``python -m bench --gateway`` (root only; add ``--no-web --no-lab --no-mesh``
 to run this section alone). One lab under the bench-only prefix ``bgw``:
 five nodes in a line, a client ``c3`` on the middle node, and the lab
-"Internet" (:mod:`gateway.lab_internet`) behind the uplinks of ``n1`` and
+"Internet" (:mod:`portal.lab.internet`) behind the uplinks of ``n1`` and
 ``n5``. Both gateways are configured by the gateway app's own
 :func:`gateway.apply.apply_gateway` and watched by its own uplink check
 (:class:`gateway.lab_internet.GatewayNode`: a check every 0.3 s, withdrawn
@@ -47,7 +47,7 @@ FAILOVER_TIMEOUT = 30.0
 
 
 def _peer(agent: Any) -> str | None:
-    from gateway.lab_internet import WEB_ADDRESS
+    from portal.lab.internet import WEB_ADDRESS
 
     answer = agent.http_get(WEB_ADDRESS, timeout=0.5)
     body = answer.get("body", "") if answer.get("ok") else ""
@@ -114,7 +114,7 @@ def measure_failover(
     say: Callable[[str], None],
 ) -> dict[str, Any]:
     """Cut the gateway in use, time the move to the other; ``repetitions`` times."""
-    from gateway.lab_internet import uplink_address
+    from portal.lab.internet import uplink_address
 
     peers = {name: uplink_address(int(name[1:])).split("/")[0] for name in gateways}
     by_peer = {address: name for name, address in peers.items()}
@@ -214,7 +214,7 @@ def measure_throughput(
 ) -> dict[str, Any]:
     """NAT through n1 against plain routing on the same path, interleaved."""
     from gateway import nat
-    from gateway.lab_internet import WEB_ADDRESS, uplink_address
+    from portal.lab.internet import WEB_ADDRESS, uplink_address
 
     client_ns = lab.namespace("c3")
     n1_ns = lab.namespace("n1")
@@ -278,8 +278,9 @@ def run_gateway(
 ) -> dict[str, Any]:
     """Build the lab, measure, tear everything down (always)."""
     from captive.firewall_lab import ClientAgent
-    from gateway.lab_internet import GatewayNode, Internet, uplink_address
+    from gateway.lab_internet import GatewayNode
     from portal.lab import Lab, LabSpec
+    from portal.lab.internet import Internet, uplink_address
 
     work.mkdir(parents=True, exist_ok=True)
     lab = Lab(prefix=PREFIX, base_dir=work / "lab", owner_pid=os.getpid())

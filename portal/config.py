@@ -40,6 +40,8 @@ class PortalConfig:
     lab_node: str = "n1"
     lab_nodes: int = 3
     lab_clients: int = 1
+    # make run's lab also gets an Internet namespace behind lab_node's up0.
+    lab_internet: bool = True
     http_port: int = 8080
     https_port: int = 8443
     language: str = "en"
@@ -82,6 +84,9 @@ _INT_KEYS = {
     "job_retention_days",
 }
 _PATH_KEYS = {"state_dir", "files_root"}
+_BOOL_KEYS = {"lab_internet"}
+_TRUE_WORDS = {"1", "true", "yes", "on"}
+_FALSE_WORDS = {"0", "false", "no", "off"}
 _STR_KEYS = {
     "host_mode",
     "lab_prefix",
@@ -103,6 +108,13 @@ def _coerce(key: str, value: Any) -> Any:
         if number < 0:
             raise ImproperlyConfigured(f"{key} must not be negative")
         return number
+    if key in _BOOL_KEYS:
+        if isinstance(value, bool):
+            return value
+        word = str(value).strip().lower()
+        if word in _TRUE_WORDS | _FALSE_WORDS:
+            return word in _TRUE_WORDS
+        raise ImproperlyConfigured(f"{key} must be true or false, not {value!r}")
     if key in _PATH_KEYS:
         path = Path(str(value))
         if not path.is_absolute():
@@ -138,7 +150,7 @@ def load_config(
             ) from None
         except tomllib.TOMLDecodeError as error:
             raise ImproperlyConfigured(f"configuration file {path}: {error}") from error
-    for key in _INT_KEYS | _PATH_KEYS | _STR_KEYS:
+    for key in _INT_KEYS | _PATH_KEYS | _STR_KEYS | _BOOL_KEYS:
         env_value = env.get(f"BYZANTIUM_{key.upper()}")
         if env_value is not None and env_value != "":
             values[key] = env_value

@@ -1,7 +1,7 @@
 """The gateway in a real lab: NAT, failover between two gateways, DNS, removal.
 
 Five nodes in a line (n1 - n2 - n3 - n4 - n5), a client on n3, and an
-"Internet" namespace (:mod:`gateway.lab_internet`) behind the uplinks of n1
+"Internet" namespace (:mod:`portal.lab.internet`) behind the uplinks of n1
 and n5. The gateways are configured by the gateway app's own
 :func:`gateway.apply.apply_gateway` and checked by its own uplink check
 loop (:class:`gateway.lab_internet.GatewayNode`); everything stays inside
@@ -18,18 +18,18 @@ from pathlib import Path
 import pytest
 
 from gateway import nat
-from gateway.lab_internet import (
+from gateway.lab_internet import GatewayNode
+from meshnet import apply as mesh_apply
+from meshnet import babel_config, dnsmasq_config
+from portal.lab.internet import (
     DNS_ADDRESS,
     TEST_NAME,
     UPLINK,
     WEB_ADDRESS,
-    GatewayNode,
     Internet,
     resolve_in,
     uplink_address,
 )
-from meshnet import apply as mesh_apply
-from meshnet import babel_config, dnsmasq_config
 
 pytestmark = [pytest.mark.lab]
 

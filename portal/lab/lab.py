@@ -15,7 +15,11 @@ prefix or lives inside something that does:
   manages node n1 exactly as it manages ``/`` on a real node; a client's
   folder holds its dhclient files;
 - ``/etc/netns/<prefix>-cK/resolv.conf``, the client's own resolver file
-  (see :mod:`portal.lab.dhcp_hook`).
+  (see :mod:`portal.lab.dhcp_hook`);
+- optionally ``<prefix>-inet``, the lab's "Internet" behind gateway nodes'
+  uplinks (:mod:`portal.lab.internet`, folder ``inet/``): built after
+  ``up`` by whoever wants it (``lab up --internet``, the gateway's tests),
+  shown by :meth:`Lab.status` and removed by :meth:`Lab.down` like the rest.
 
 Tear-down never trusts memory: it finds namespaces by name, processes by
 ``ip netns pids`` and by the pid files in ``base_dir`` (a pid is signalled
@@ -66,7 +70,7 @@ from portal.host.files import FileStore
 from portal.host.node import Host
 from portal.host.runner import NamespaceRunner, Runner, SystemRunner
 
-from . import documents
+from . import documents, internet
 from . import spec as plan
 from .dhcp_hook import render_launcher
 from .spec import LabSpec
@@ -143,6 +147,12 @@ class LabStatus:
     def clients(self) -> list[MemberStatus]:
         return [member for member in self.members if member.role == "client"]
 
+    @property
+    def internet(self) -> MemberStatus | None:
+        """The lab's Internet namespace, when one was added."""
+        found = [member for member in self.members if member.role == "internet"]
+        return found[0] if found else None
+
     def member(self, name: str) -> MemberStatus:
         for member in self.members:
             if member.name == name:
@@ -154,7 +164,8 @@ class LabStatus:
         return [(m.name, daemon) for m in self.members for daemon in m.daemons]
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-able view: nodes and clients, each with interfaces and daemons."""
+        """JSON-able view: nodes and clients (and the Internet, or None), each
+        with interfaces and daemons."""
         return {
             "prefix": self.prefix,
             "base_dir": self.base_dir,
@@ -163,6 +174,7 @@ class LabStatus:
             "links": [list(pair) for pair in self.links],
             "nodes": [asdict(member) for member in self.nodes],
             "clients": [asdict(member) for member in self.clients],
+            "internet": asdict(self.internet) if self.internet else None,
         }
 
 
@@ -493,10 +505,18 @@ class Lab:
     # -- inspecting ---------------------------------------------------------
 
     def existing_namespaces(self) -> list[str]:
-        """Namespaces of this lab that exist now, whatever built them."""
+        """Node and client namespaces of this lab that exist now, whatever
+        built them (the Internet's is :meth:`internet_namespace`)."""
         return [
             name for name in list_namespaces(self.runner) if self._member_re.match(name)
         ]
+
+    @property
+    def internet_namespace(self) -> str:
+        return internet.namespace_of(self.prefix)
+
+    def has_internet(self) -> bool:
+        return self.internet_namespace in list_namespaces(self.runner)
 
     def status(self) -> LabStatus:
         """Read the lab from the system: namespaces, links, addresses, daemons."""
@@ -528,12 +548,16 @@ class Lab:
                         ipv4 = [a for a in interface.addresses if ":" not in a]
                         member.address = ipv4[0] if ipv4 else None
             members.append(member)
+        if self.has_internet():
+            members.append(self._internet_status())
         links: set[tuple[str, str]] = set()
         for member in members:
             for interface in member.interfaces:
                 if member.role == "node" and interface.name.startswith("to-"):
                     peer = interface.name[3:]
                     links.add(tuple(sorted((member.name, peer), key=_member_sort_key)))  # type: ignore[arg-type]
+                if member.role == "node" and interface.name == internet.UPLINK:
+                    links.add((member.name, internet.NAMESPACE_SUFFIX))
                 if member.role == "node" and interface.name.startswith("cl-"):
                     client = interface.name[3:]
                     links.add((member.name, client))
@@ -548,9 +572,32 @@ class Lab:
             links=sorted(links, key=lambda pair: tuple(map(_member_sort_key, pair))),
         )
 
+    def _internet_status(self) -> MemberStatus:
+        folder = self.folder(internet.NAMESPACE_SUFFIX)
+        member = MemberStatus(
+            name=internet.NAMESPACE_SUFFIX,
+            role="internet",
+            namespace=self.internet_namespace,
+            folder=str(folder),
+        )
+        runner = NamespaceRunner(self.internet_namespace)
+        member.interfaces = self._interfaces_of(runner)
+        member.daemons = [
+            _daemon("web", folder / internet.WEB_PID_FILE),
+            _daemon("dnsmasq", folder / internet.DNS_PID_FILE),
+            *(
+                _daemon("dhcp", pid_file)
+                for pid_file in sorted(folder.glob("dhcp-*.pid"))
+            ),
+        ]
+        return member
+
     def _interfaces(self, member: str) -> list[InterfaceStatus]:
+        return self._interfaces_of(self._in(member))
+
+    def _interfaces_of(self, runner: Runner) -> list[InterfaceStatus]:
         try:
-            result = self._in(member).run(link.show_addresses())
+            result = runner.run(link.show_addresses())
         except HostError:
             return []
         interfaces = []
@@ -590,6 +637,8 @@ class Lab:
         namespaces, the clients' /etc/netns folders and the lab folder.
         """
         namespaces = self.existing_namespaces()
+        if self.has_internet():
+            namespaces.append(self.internet_namespace)
         pids: set[int] = set()
         for namespace in namespaces:
             result = self.runner.run(netns.pids(namespace))

@@ -14,6 +14,7 @@ from django.test import override_settings
 
 from portal.config import REPO_DIR
 from portal.lab import list_namespaces
+from portal.lab.lab import pid_alive
 from portal.lab.pytest_plugin import new_test_prefix, require_root
 
 pytestmark = pytest.mark.lab
@@ -160,3 +161,92 @@ def test_neighbour_documents_for_a_node_that_is_not_there_builds_nothing(
                 stdout=io.StringIO(), stderr=io.StringIO(),
             )  # fmt: skip
     assert not [n for n in list_namespaces() if n.startswith(portal.lab_prefix)]
+
+
+def test_an_internet_for_a_node_that_is_not_there_builds_nothing(lab_settings):
+    portal = dataclasses.replace(lab_settings, lab_prefix=new_test_prefix())
+    with override_settings(PORTAL=portal):
+        with pytest.raises(CommandError, match="n4 is not a node of this lab"):
+            call_command(
+                "lab", "up", "--nodes", "3", "--internet", "n4",
+                stdout=io.StringIO(), stderr=io.StringIO(),
+            )  # fmt: skip
+    assert not [n for n in list_namespaces() if n.startswith(portal.lab_prefix)]
+
+
+def test_stand_in_public_addresses_are_the_gateways_defaults():
+    """The lab's Internet answers every address the gateway app tries by
+    default, so `make run`'s gateway works without changing a setting."""
+    from gateway.dns import PUBLIC_RESOLVERS
+    from gateway.models import DEFAULT_CHECK_TARGETS
+    from portal.lab import internet
+
+    assert set(DEFAULT_CHECK_TARGETS) | set(PUBLIC_RESOLVERS) <= set(
+        internet.PUBLIC_STAND_INS
+    )
+
+
+def _in(namespace, *argv):
+    return subprocess.run(
+        ["ip", "netns", "exec", namespace, *argv],
+        capture_output=True, text=True, timeout=30, check=False,
+    )  # fmt: skip
+
+
+def test_the_internet_outlives_lab_up_answers_like_the_real_one_and_goes_with_down(
+    lab_settings,
+):
+    from captive.probes import APPLE_SUCCESS
+    from portal.lab import internet
+
+    portal = dataclasses.replace(lab_settings, lab_prefix=new_test_prefix())
+    prefix = portal.lab_prefix
+    up = _manage(portal, "up", "--nodes", "2", "--clients", "0", "--json",
+                 "--internet", "n1")  # fmt: skip
+    try:
+        assert up.returncode == 0, up.stderr
+        assert "The lab's Internet is behind n1" in up.stderr
+        data = json.loads(up.stdout)
+        inet = data["internet"]
+        assert inet["namespace"] == f"{prefix}-inet" in data["namespaces"]
+        assert ["n1", "inet"] in data["links"]
+        # `lab up` has exited; the Internet's daemons are still there.
+        assert {d["program"] for d in inet["daemons"]} == {"web", "dnsmasq", "dhcp"}
+        assert all(d["alive"] for d in inet["daemons"]), inet["daemons"]
+        text = _manage(portal, "status")
+        assert "the lab's Internet" in text.stdout and "gw-n1" in text.stdout
+
+        # n1's uplink, set by hand here (the gateway app does it on a node).
+        node = f"{prefix}-n1"
+        for argv in (
+            ["ip", "link", "set", "up0", "up"],
+            ["ip", "address", "add", internet.uplink_address(1), "dev", "up0"],
+            ["ip", "route", "add", "default", "via", internet.uplink_router(1)],
+        ):
+            assert _in(node, *argv).returncode == 0
+        assert _in(node, "ping", "-c1", "-W3", "9.9.9.9").returncode == 0
+        for server in ("9.9.9.9", internet.DNS_ADDRESS):
+            assert internet.resolve_in(node, "anything.example.org", server) == (
+                internet.WEB_ADDRESS
+            )
+        assert internet.resolve_in(node, "dns.msftncsi.com", "1.1.1.1") == (
+            "131.107.255.255"
+        )
+
+        def get(path):
+            answer = _in(node, "curl", "-s", "--max-time", "5", "-w", "\n%{http_code}",
+                         "-H", "Host: connectivitycheck.gstatic.com",
+                         f"http://{internet.WEB_ADDRESS}{path}")  # fmt: skip
+            body, _, code = answer.stdout.rpartition("\n")
+            return int(code), body
+
+        assert get("/generate_204") == (204, "")
+        assert get("/hotspot-detect.html") == (200, APPLE_SUCCESS.decode())
+        peer = internet.uplink_address(1).split("/")[0]
+        assert get("/") == (200, f"internet peer={peer}\n")
+        web_pid = next(d["pid"] for d in inet["daemons"] if d["program"] == "web")
+    finally:
+        down = _manage(portal, "down")
+    assert down.returncode == 0, down.stderr
+    assert not [n for n in list_namespaces() if n.startswith(f"{prefix}-")]
+    assert not pid_alive(web_pid)  # gone, or a zombie its new parent has to reap

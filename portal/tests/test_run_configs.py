@@ -278,3 +278,33 @@ def test_example_config_loads_and_documents_every_key() -> None:
     assert config.host_mode == "system"
     for key in (field.name for field in dataclasses.fields(PortalConfig)):
         assert re.search(rf"^#? ?(\[{key}\]|{key} =)", text, re.MULTILINE), key
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [("false", False), ("No", False), ("0", False), ("on", True), ("true", True)],
+)
+def test_lab_internet_reads_words_from_the_environment(given, expected) -> None:
+    from portal.config import load_config
+
+    assert load_config({"BYZANTIUM_LAB_INTERNET": given}).lab_internet is expected
+
+
+def test_lab_internet_refuses_anything_but_true_or_false() -> None:
+    from django.core.exceptions import ImproperlyConfigured
+
+    from portal.config import load_config
+
+    with pytest.raises(ImproperlyConfigured, match="must be true or false"):
+        load_config({"BYZANTIUM_LAB_INTERNET": "maybe"})
+
+
+def test_the_lab_gets_an_internet_behind_the_managed_node_unless_switched_off() -> None:
+    """runnode asks `lab up` for the Internet behind lab_node only when
+    lab_internet is on."""
+    argv = [
+        runnode.lab_up_argv(PortalConfig(lab_node="n2", lab_internet=enabled))
+        for enabled in (True, False)
+    ]
+    assert argv[0][argv[0].index("--internet") + 1] == "n2"
+    assert "--internet" not in argv[1]

@@ -22,7 +22,7 @@ from django.utils.translation import gettext as _
 
 from portal.host.errors import HostError
 from portal.host.runner import is_root
-from portal.lab import Lab, LabSpec, documents
+from portal.lab import Lab, LabSpec, documents, internet
 from portal.lab.lab import LabStatus
 from portal.lab.spec import TOPOLOGIES
 
@@ -46,6 +46,15 @@ class Command(BaseCommand):
             default=None,
             help="Every node but NODE (the one the portal manages) serves its "
             "node document at /api/v1/node, so NODE's mesh directory finds it.",
+        )
+        up.add_argument(
+            "--internet",
+            metavar="NODE",
+            action="append",
+            default=[],
+            help="Add the lab's Internet (namespace <prefix>-inet, documentation "
+            "addresses only) behind an uplink up0 of NODE, with a DHCP server "
+            "on it like a home router. Repeat for more gateways.",
         )
         status = actions.add_parser("status", help="Show namespaces, links, daemons.")
         status.add_argument("--json", action="store_true")
@@ -88,10 +97,12 @@ class Command(BaseCommand):
             ),
         )
         managed = options["neighbour_documents"]
-        if managed is not None and managed not in spec.node_names:
-            raise CommandError(
-                _("%(node)s is not a node of this lab.") % {"node": managed}
-            )
+        gateways = list(dict.fromkeys(options["internet"]))
+        for node in [managed, *gateways]:
+            if node is not None and node not in spec.node_names:
+                raise CommandError(
+                    _("%(node)s is not a node of this lab.") % {"node": node}
+                )
         progress = self.stderr if options["json"] else self.stdout
         progress.write(
             _(
@@ -123,6 +134,20 @@ class Command(BaseCommand):
                     _("Node documents served by %(nodes)s.")
                     % {"nodes": ", ".join(serving)}
                 )
+        if gateways:
+            self.add_internet(lab, gateways)
+            progress.write(
+                _(
+                    "The lab's Internet is behind %(nodes)s (uplink %(uplink)s, "
+                    "DHCP); web server %(web)s, DNS %(dns)s."
+                )
+                % {
+                    "nodes": ", ".join(gateways),
+                    "uplink": internet.UPLINK,
+                    "web": internet.WEB_ADDRESS,
+                    "dns": internet.DNS_ADDRESS,
+                }
+            )
         status = lab.status()
         if options["json"]:
             data = status.to_dict()
@@ -131,6 +156,24 @@ class Command(BaseCommand):
             self.stdout.write(json.dumps(data, indent=2))
         else:
             self.show(status, as_json=False)
+
+    @staticmethod
+    def add_internet(lab: Lab, gateways: list[str]) -> None:
+        """The Internet namespace behind ``gateways``; its processes outlive
+        this command and ``lab down`` removes them with the namespace."""
+        try:
+            internet.Internet(
+                lab.prefix,
+                lab.folder(internet.NAMESPACE_SUFFIX),
+                {node: lab.namespace(node) for node in gateways},
+                dhcp_nodes=tuple(gateways),
+                stand_ins=True,
+            ).up()
+        except (RuntimeError, OSError) as error:
+            lab.down()
+            raise CommandError(
+                _("The lab's Internet did not start: %(error)s") % {"error": error}
+            ) from error
 
     def show(self, status: LabStatus, *, as_json: bool) -> None:
         if as_json:
@@ -149,6 +192,8 @@ class Command(BaseCommand):
             line = f"{member.name} ({member.namespace})"
             if member.node:
                 line += " " + _("on %(node)s") % {"node": member.node}
+            if member.role == "internet":
+                line += " " + _("the lab's Internet")
             self.stdout.write(line)
             for interface in member.interfaces:
                 addresses = " ".join(interface.addresses)

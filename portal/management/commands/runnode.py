@@ -614,6 +614,25 @@ def _process_matches(pid: int, name: str) -> bool:
     return name.encode() in cmdline
 
 
+def lab_up_argv(config: PortalConfig) -> list[str]:
+    """``manage.py lab up`` for the node's lab: the other nodes serve their
+    documents, and (``lab_internet``) the Internet sits behind the managed
+    node's ``up0``."""
+    internet = ("--internet", config.lab_node) if config.lab_internet else ()
+    return _manage_argv(
+        "lab",
+        "up",
+        "--nodes",
+        str(config.lab_nodes),
+        "--clients",
+        str(config.lab_clients),
+        "--neighbour-documents",
+        config.lab_node,
+        *internet,
+        "--json",
+    )
+
+
 class Supervisor:
     """Starts the node's processes in order and stops them in reverse."""
 
@@ -857,17 +876,7 @@ class Supervisor:
 
     def start_lab(self) -> None:
         self.lab_started = True
-        argv = _manage_argv(
-            "lab",
-            "up",
-            "--nodes",
-            str(self.config.lab_nodes),
-            "--clients",
-            str(self.config.lab_clients),
-            "--neighbour-documents",
-            self.config.lab_node,
-            "--json",
-        )
+        argv = lab_up_argv(self.config)
         self.say(
             _("Starting the lab: %(nodes)s nodes, %(clients)s clients...")
             % {"nodes": self.config.lab_nodes, "clients": self.config.lab_clients}
