@@ -7,7 +7,12 @@ worth offering and why, from what ``ip -j`` and the DHCP lease files say:
 
 - *carrier*: the link is up and has a carrier (``LOWER_UP``);
 - *DHCP lease*: a lease file of the portal's uplink DHCP client names it;
-- *default route*: the kernel already routes the Internet through it.
+- *default route*: the kernel already routes the Internet through it;
+- *switched off*: a wired interface nobody has switched on (``ip link`` shows
+  it down). Its carrier cannot be known until it is up, and a fresh Debian
+  machine leaves an unconfigured Ethernet port down, so a cable to a home
+  router would otherwise go unseen; choosing it switches it on. Scanning
+  never switches anything on itself: a scan changes nothing.
 
 Interfaces the mesh already uses (mesh links, the client bridge and its
 ports, ``lo``, ``bat0``) are never candidates: sharing the mesh with itself
@@ -27,6 +32,9 @@ from portal.host.builders import inspect
 from portal.host.errors import HostError
 from portal.host.readers import InterfaceInfo, Route, parse_ip_addr, parse_ip_route
 
+# Kinds of interface offered even while switched off (wired ports; the lab's
+# uplink is a veth).
+_WIRED_KINDS = frozenset({"ethernet", "veth"})
 # Kinds of interface that can never be an uplink here.
 _NOT_UPLINK_KINDS = frozenset({"loopback", "bridge"})
 _NOT_UPLINK_NAMES = frozenset({"lo", "bat0"})
@@ -43,6 +51,7 @@ class UplinkCandidate:
     default_route: bool = False
     gateway: str | None = None
     lease: bool = False
+    switched_off: bool = False
 
     @property
     def score(self) -> int:
@@ -75,7 +84,8 @@ def candidates(
     ``mesh_interfaces``: names the mesh uses (mesh links, client interfaces
     and bridge ports), never offered. ``leased``: interfaces holding a DHCP
     lease. An interface is offered when it has a carrier, a lease or a
-    default route; a down interface with none of these is not.
+    default route, or when it is a wired port that is switched off (its
+    carrier unknown); one that is up without a carrier (no cable) is not.
     """
     excluded = set(mesh_interfaces) | _NOT_UPLINK_NAMES
     leased_names = set(leased)
@@ -93,7 +103,8 @@ def candidates(
         carrier = info.is_up and "LOWER_UP" in info.flags
         has_default = info.name in defaults
         lease = info.name in leased_names
-        if not (carrier or has_default or lease):
+        switched_off = not info.is_up and info.kind in _WIRED_KINDS
+        if not (carrier or has_default or lease or switched_off):
             continue
         found.append(
             UplinkCandidate(
@@ -108,6 +119,7 @@ def candidates(
                 default_route=has_default,
                 gateway=defaults.get(info.name),
                 lease=lease,
+                switched_off=switched_off and not (has_default or lease),
             )
         )
     return sorted(found, key=lambda c: (-c.score, c.name))

@@ -69,18 +69,29 @@ def test_candidates_are_interfaces_with_a_route_a_lease_or_a_carrier_best_first(
         leased=["usb0"],
         mesh_interfaces=["wlan0"],
     )
-    assert [c.name for c in found] == ["eth0", "usb0"]
-    eth0, usb0 = found
+    assert [c.name for c in found] == ["eth0", "usb0", "eth2"]
+    eth0, usb0, eth2 = found
     assert eth0.default_route and eth0.gateway == "192.168.1.1" and eth0.carrier
     assert eth0.addresses == ("192.168.1.20/24",)
     assert usb0.lease and not usb0.default_route
+    # Switched off: its cable is unknown until it is up, so it is offered last.
+    assert eth2.switched_off and not eth2.carrier and eth2.score == 0
+    assert not (eth0.switched_off or usb0.switched_off)
 
 
 def test_mesh_interfaces_bridges_loopback_and_dead_links_are_never_candidates():
     names = {c.name for c in uplink.candidates(parse_ip_addr(ADDR), [])}
     assert "lo" not in names and "br-lan" not in names
-    assert "eth1" not in names  # no carrier, no lease, no route
-    assert "eth2" not in names
+    assert "eth1" not in names  # up, no carrier (no cable), no lease, no route
+    assert "eth2" in names  # switched off: its cable is unknown
+    down_bridge = json.dumps(
+        [{"ifindex": 9, "ifname": "br-x", "flags": ["BROADCAST"], "link_type": "ether",
+          "operstate": "DOWN", "linkinfo": {"info_kind": "bridge"}, "addr_info": []},
+         {"ifindex": 10, "ifname": "dummy0", "flags": ["BROADCAST"],
+          "link_type": "ether", "operstate": "DOWN",
+          "linkinfo": {"info_kind": "dummy"}, "addr_info": []}]
+    )  # fmt: skip
+    assert uplink.candidates(parse_ip_addr(down_bridge), []) == []
     names = {
         c.name
         for c in uplink.candidates(parse_ip_addr(ADDR), [], mesh_interfaces=["eth0"])
