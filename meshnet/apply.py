@@ -359,6 +359,20 @@ def running_pid(host: Host, daemon: _Daemon) -> int | None:
 def _apply_daemon(
     host: Host, daemon: _Daemon, text: str | None, report: ApplyReport
 ) -> str:
+    """Stop, (re)write and (re)start ``daemon`` as ``text`` asks.
+
+    Under the daemon's lock file: the privileged worker (a gateway or mesh
+    apply) and the captive lane (the portal following the uplink) may both
+    restart dnsmasq at the same moment, and then the second start finds the
+    first one's sockets taken ("Address already in use").
+    """
+    with host.files.lock(f"/run/byzantium/{daemon.program}.lock"):
+        return _apply_daemon_locked(host, daemon, text, report)
+
+
+def _apply_daemon_locked(
+    host: Host, daemon: _Daemon, text: str | None, report: ApplyReport
+) -> str:
     pid = running_pid(host, daemon)
     if text is None:
         if pid is None:
@@ -487,7 +501,8 @@ def stop_mesh(host: Host) -> ApplyReport:
         pid = running_pid(host, daemon)
         outcome = "not running"
         if pid is not None:
-            stop_daemon(host, daemon, pid)
+            with host.files.lock(f"/run/byzantium/{daemon.program}.lock"):
+                stop_daemon(host, daemon, pid)
             outcome = "stopped"
             report.steps.append(f"stopped {daemon.program}")
         setattr(report, daemon.program, outcome)

@@ -15,15 +15,20 @@ complete, so a secret is never readable half-written. Writing content the
 file already holds (same bytes, same mode) touches nothing and reports
 ``changed: False``: jobs are re-run freely. One writer per folder is assumed
 (the privileged queue has a single worker); a second concurrent writer to the
-same file could have its temporary file swept as a leftover.
+same file could have its temporary file swept as a leftover. Where a second
+process does touch the same thing (the captive lane restarts dnsmasq too),
+both hold :meth:`FileStore.lock` on one lock file around the change.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import glob
 import hashlib
 import os
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -148,6 +153,21 @@ class FileStore:
         _fsync_dir(target.parent)
         log.emit({"type": "remove", "path": node_path})
         return True
+
+    @contextlib.contextmanager
+    def lock(self, node_path: str) -> Iterator[None]:
+        """Hold an exclusive ``flock`` on ``node_path`` (created if missing)
+        for the ``with`` block; another process asking for it waits. The
+        kernel drops the lock when its holder dies, so a killed job never
+        leaves the node locked."""
+        target = self.path(node_path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with open(target, "a+") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
 
     @staticmethod
     def _remove_stale_temporaries(folder: Path, name: str) -> None:
