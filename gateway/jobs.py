@@ -97,6 +97,19 @@ def _rendered_upstreams(host: Any) -> tuple[str, ...] | None:
     )
 
 
+def _apply_unless_queued() -> bool:
+    """Queue ``gateway.apply`` unless one is waiting or running already."""
+    from portal.models import Job, JobStatus
+
+    waiting = Job.objects.filter(
+        kind=services.APPLY_KIND, status__in=(JobStatus.PENDING, JobStatus.RUNNING)
+    )
+    if waiting.exists():
+        return False
+    services.apply_request()
+    return True
+
+
 def _follow_upstreams(host: Any) -> bool:
     """Queue ``gateway.apply`` when dnsmasq's upstreams are not the ones
     wanted now (a gateway of the mesh came or went, a new lease)."""
@@ -105,8 +118,24 @@ def _follow_upstreams(host: Any) -> bool:
     rendered = _rendered_upstreams(host)
     if rendered is None or rendered == dns_upstream_servers():
         return False
-    services.apply_request()
-    return True
+    return _apply_unless_queued()
+
+
+def _follow_announcement(host: Any) -> bool:
+    """Queue ``gateway.apply`` when babeld's config does not announce what
+    the verdict wants: the apply queued on the change failed (a daemon did
+    not restart), or someone edited the file. Without this a failed apply
+    left the mesh without its gateway until the uplink's next change."""
+    from meshnet.babel_config import ANNOUNCE_DEFAULT, CONFIG
+    from meshnet.models import MeshSettings
+
+    text = host.files.read_text(CONFIG)
+    if text is None:
+        return False
+    announced = ANNOUNCE_DEFAULT in text.splitlines()
+    if announced == MeshSettings.load().announce_default_route:
+        return False
+    return _apply_unless_queued()
 
 
 def _follow_the_mesh() -> dict[str, Any]:
@@ -164,4 +193,5 @@ def check_uplink_job() -> dict[str, Any]:
         "passed": passed,
         "online": value.online,
         "changed": changed,
+        "announcement_follows": not changed and _follow_announcement(host),
     }

@@ -53,6 +53,9 @@ from .state import MeshState
 
 # Node paths (FileStore paths) shared by every part of the portal.
 CONFIG = "/etc/byzantium/babeld.conf"
+# The line that makes a gateway announce its default route (others read it
+# to tell what the running config announces).
+ANNOUNCE_DEFAULT = "redistribute ip 0.0.0.0/0 le 0 allow"
 PID_FILE = "/run/byzantium/babeld.pid"
 SOCKET = "/run/byzantium/babeld.sock"
 STATE_FILE = "/var/lib/byzantium/babeld.state"
@@ -213,7 +216,7 @@ def render(
         lines.append("# This node is a gateway: ignore the others' default routes.")
         lines.append("in ip 0.0.0.0/0 le 0 deny")
         lines.append("# This node is a gateway: announce its default route.")
-        lines.append("redistribute ip 0.0.0.0/0 le 0 allow")
+        lines.append(ANNOUNCE_DEFAULT)
         # `ip route add default via ...` leaves a route of protocol "boot",
         # which babeld skips unless the protocol is named.
         lines.append("redistribute ip 0.0.0.0/0 le 0 proto 3 allow")

@@ -259,6 +259,38 @@ def test_the_check_job_withdraws_after_three_failures_and_a_flap_changes_nothing
     assert captive_calls == [False]
 
 
+def test_a_failed_apply_is_made_good_by_the_next_check(checking, monkeypatch, tmp_path):
+    """Online, but babeld's config does not announce the default route (the
+    apply queued on the change failed): the next check queues one apply,
+    not one per check, and none once the config announces it."""
+    from meshnet.babel_config import ANNOUNCE_DEFAULT, CONFIG
+    from portal.host.files import FileStore
+    from portal.host.node import Host
+    from portal.host.runner import RecordingRunner
+    from portal.models import JobStatus
+
+    host = Host(mode="lab", runner=RecordingRunner(), files=FileStore(tmp_path))
+    monkeypatch.setattr(jobs, "current_host", lambda: host)
+    answers, _captive = checking
+    row = GatewaySettings.load()
+    row.uplink_online = True
+    row.health = UplinkHealth(online=True).to_dict()
+    row.save()
+    MeshSettings.objects.update(announce_default_route=True)
+    host.files.write(CONFIG, "interface to-n2 type wired\nredistribute deny\n")
+    answers += [True, True, True]
+    _due()
+    assert jobs.check_uplink_job()["announcement_follows"] is True
+    _due()
+    assert jobs.check_uplink_job()["announcement_follows"] is False  # one waits
+    assert Job.objects.filter(kind="gateway.apply").count() == 1
+    Job.objects.filter(kind="gateway.apply").update(status=JobStatus.FAILED)
+    host.files.write(CONFIG, f"interface to-n2 type wired\n{ANNOUNCE_DEFAULT}\n")
+    _due()
+    assert jobs.check_uplink_job()["announcement_follows"] is False
+    assert Job.objects.filter(kind="gateway.apply").count() == 1
+
+
 def test_without_an_uplink_the_node_follows_the_mesh(operator, monkeypatch, tmp_path):
     from meshnet.dnsmasq_config import CONFIG
     from portal.host.files import FileStore
