@@ -98,6 +98,17 @@ def apply_request(*, user: Any = None) -> Job:
 
 
 @transaction.atomic
+def start_request() -> Job | None:
+    """At the node's start: set the uplink up again (its DHCP lease, the NAT
+    table, Tor), since none of it survives a reboot or a new lab, and the
+    uplink check cannot pass on an interface without an address. Nothing
+    when no uplink is chosen."""
+    if not GatewaySettings.load().uplink_interface:
+        return None
+    return enqueue_job(kind=APPLY_KIND)
+
+
+@transaction.atomic
 def uplink_scan_request(*, user: Any = None) -> Job:
     """Queue a fresh scan of the interfaces that could be an uplink."""
     return enqueue_job(kind=SCAN_KIND, user=user)

@@ -259,6 +259,15 @@ def test_the_check_job_withdraws_after_three_failures_and_a_flap_changes_nothing
     assert captive_calls == [False]
 
 
+def test_the_node_start_sets_up_a_chosen_uplink_again(operator):
+    from portal.start_jobs import queue_start_jobs
+
+    assert [job.kind for job in queue_start_jobs()] == ["services.reconcile"]
+    GatewaySettings.objects.update(uplink_interface="eth0")
+    kinds = [job.kind for job in queue_start_jobs()]
+    assert kinds == ["services.reconcile", "gateway.apply"]
+
+
 def test_a_failed_apply_is_made_good_by_the_next_check(checking, monkeypatch, tmp_path):
     """Online, but babeld's config does not announce the default route (the
     apply queued on the change failed): the next check queues one apply,

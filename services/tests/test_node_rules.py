@@ -192,10 +192,12 @@ def test_the_reconcile_command_queues_the_job(db):
     assert Job.objects.filter(kind="services.reconcile").count() == 1
 
 
-def test_the_worker_unit_reconciles_the_services_after_it_starts():
+def test_the_worker_unit_reconciles_the_services_after_it_starts(db):
     unit = configparser.ConfigParser(strict=False, interpolation=None)
     unit.read(Path(settings.BASE_DIR) / "deploy/systemd/byzantium-worker.service")
-    assert unit["Service"]["ExecStartPost"].endswith("manage.py services_reconcile")
+    assert unit["Service"]["ExecStartPost"].endswith("manage.py node_start")
+    call_command("node_start", stdout=open("/dev/null", "w"))  # noqa: SIM115
+    assert Job.objects.filter(kind="services.reconcile").count() == 1
 
 
 def test_runnode_queues_the_reconcile_once_the_worker_runs(db):

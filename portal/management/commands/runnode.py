@@ -968,15 +968,13 @@ class Supervisor:
         self.queue_start_jobs()
 
     def queue_start_jobs(self) -> None:
-        """Jobs a node runs once it starts: the services back to their stored
-        on/off state (the lab node is new, as a node after a reboot is).
-        The systemd units do the same with the worker's ``ExecStartPost=``."""
-        from django.apps import apps
+        """Jobs a node runs once it starts (:mod:`portal.start_jobs`): the
+        services back to their stored on/off state, the uplink set up again
+        (the lab node is new, as a node after a reboot is). The systemd
+        units do the same with the worker's ``ExecStartPost=``."""
+        from portal.start_jobs import queue_start_jobs
 
-        if apps.is_installed("services"):
-            from portal.jobqueue.services import enqueue_job
-
-            enqueue_job(kind="services.reconcile")
+        queue_start_jobs()
 
     def start_web(self) -> None:
         python, python_env = self.web_interpreter()
