@@ -191,18 +191,9 @@ class Upstream:
 
     def down(self) -> None:
         """Stop the processes started here and remove the namespace."""
-        for process in self.processes:
-            if process.poll() is None:
-                process.terminate()
-        for process in self.processes:
-            try:
-                process.wait(timeout=3)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-            if process.stdout is not None:
-                process.stdout.close()
-        self.processes.clear()
+        from portal.lab.internet import stop_processes
+
+        stop_processes(self.processes)
         names = subprocess.run(
             ["ip", "-j", "netns", "list"], capture_output=True, text=True
         ).stdout

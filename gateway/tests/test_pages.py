@@ -217,6 +217,15 @@ def checking(operator, monkeypatch):
     return answers, captive_calls
 
 
+def _online_gateway():
+    """The gateway as it is after its uplink check passed: online, announced."""
+    row = GatewaySettings.load()
+    row.uplink_online = True
+    row.health = UplinkHealth(online=True).to_dict()
+    row.save()
+    MeshSettings.objects.update(announce_default_route=True)
+
+
 def _due():
     GatewaySettings.objects.update(checked_at=timezone.now() - timedelta(hours=1))
 
@@ -241,11 +250,7 @@ def test_the_check_job_withdraws_after_three_failures_and_a_flap_changes_nothing
     checking,
 ):
     answers, captive_calls = checking
-    row = GatewaySettings.load()
-    row.uplink_online = True
-    row.health = UplinkHealth(online=True).to_dict()
-    row.save()
-    MeshSettings.objects.update(announce_default_route=True)
+    _online_gateway()
     for passed in [False, True, False, False, True, False, False]:
         answers.append(passed)
         _due()
@@ -281,11 +286,7 @@ def test_a_failed_apply_is_made_good_by_the_next_check(checking, monkeypatch, tm
     host = Host(mode="lab", runner=RecordingRunner(), files=FileStore(tmp_path))
     monkeypatch.setattr(jobs, "current_host", lambda: host)
     answers, _captive = checking
-    row = GatewaySettings.load()
-    row.uplink_online = True
-    row.health = UplinkHealth(online=True).to_dict()
-    row.save()
-    MeshSettings.objects.update(announce_default_route=True)
+    _online_gateway()
     host.files.write(CONFIG, "interface to-n2 type wired\nredistribute deny\n")
     answers += [True, True, True]
     _due()

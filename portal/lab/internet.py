@@ -243,19 +243,25 @@ class Internet:
         return "".join(p.read_text(errors="replace") for p in logs)
 
     def down(self) -> None:
-        for process in self.processes:
-            if process.poll() is None:
-                process.terminate()
-        for process in self.processes:
-            try:
-                process.wait(timeout=3)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-            if process.stdout is not None:
-                process.stdout.close()
-        self.processes.clear()
+        stop_processes(self.processes)
         remove_namespace(self.namespace)
+
+
+def stop_processes(processes: list[subprocess.Popen[bytes]]) -> None:
+    """SIGTERM every process started by lab equipment, SIGKILL after 3 s;
+    the list is emptied."""
+    for process in processes:
+        if process.poll() is None:
+            process.terminate()
+    for process in processes:
+        try:
+            process.wait(timeout=3)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        if process.stdout is not None:
+            process.stdout.close()
+    processes.clear()
 
 
 def remove_namespace(namespace: str) -> None:

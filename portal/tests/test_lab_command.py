@@ -150,25 +150,15 @@ def test_down_removes_everything(lab_up, lab_settings):
     assert json.loads(status.getvalue())["namespaces"] == []
 
 
-def test_neighbour_documents_for_a_node_that_is_not_there_builds_nothing(
-    lab_settings,
-):
+@pytest.mark.parametrize(
+    ("option", "node"), [("--neighbour-documents", "n9"), ("--internet", "n4")]
+)
+def test_a_node_that_is_not_there_builds_nothing(lab_settings, option, node):
     portal = dataclasses.replace(lab_settings, lab_prefix=new_test_prefix())
     with override_settings(PORTAL=portal):
-        with pytest.raises(CommandError, match="n9 is not a node of this lab"):
+        with pytest.raises(CommandError, match=f"{node} is not a node of this lab"):
             call_command(
-                "lab", "up", "--nodes", "2", "--neighbour-documents", "n9",
-                stdout=io.StringIO(), stderr=io.StringIO(),
-            )  # fmt: skip
-    assert not [n for n in list_namespaces() if n.startswith(portal.lab_prefix)]
-
-
-def test_an_internet_for_a_node_that_is_not_there_builds_nothing(lab_settings):
-    portal = dataclasses.replace(lab_settings, lab_prefix=new_test_prefix())
-    with override_settings(PORTAL=portal):
-        with pytest.raises(CommandError, match="n4 is not a node of this lab"):
-            call_command(
-                "lab", "up", "--nodes", "3", "--internet", "n4",
+                "lab", "up", "--nodes", "3", option, node,
                 stdout=io.StringIO(), stderr=io.StringIO(),
             )  # fmt: skip
     assert not [n for n in list_namespaces() if n.startswith(portal.lab_prefix)]
