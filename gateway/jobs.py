@@ -28,7 +28,7 @@ from portal.jobqueue.errors import JobFailed
 from portal.jobqueue.log import note
 from portal.jobqueue.registry import registered_job
 
-from . import health, services, uplink
+from . import health, services, tor, uplink
 from .apply import GatewayApplyError, apply_gateway, lease_file_text
 from .models import GatewaySettings
 
@@ -95,6 +95,16 @@ def _rendered_upstreams(host: Any) -> tuple[str, ...] | None:
         for line in text.splitlines()
         if line.startswith("server=")
     )
+
+
+def _tor_progress(host: Any, row: GatewaySettings) -> int | None:
+    """tor's bootstrap percentage while Tor mode is on and tor runs."""
+    if not row.tor_enabled:
+        return None
+    status = tor.tor_status(host)
+    if not status.running:
+        return None
+    return status.bootstrap_percent or 0
 
 
 def _apply_unless_queued() -> bool:
@@ -188,6 +198,7 @@ def check_uplink_job() -> dict[str, Any]:
         services.candidates_store(candidates=_scan(host, row))
     except HostError:
         pass
+    services.tor_progress_store(percent=_tor_progress(host, row))
     return {
         "checked": True,
         "passed": passed,

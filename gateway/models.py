@@ -107,6 +107,12 @@ class GatewaySettings(models.Model):
     checked_at = models.DateTimeField(null=True, blank=True, editable=False)
     changed_at = models.DateTimeField(null=True, blank=True, editable=False)
     last_error = models.CharField(max_length=300, blank=True, editable=False)
+    # How far the gateway's tor has bootstrapped (0-100), read by the uplink
+    # check from tor's log; None while Tor mode is off or tor is not running.
+    # "Internet via Tor" means little until it reaches 100.
+    tor_progress = models.PositiveSmallIntegerField(
+        null=True, blank=True, editable=False
+    )
     updated = models.DateTimeField(auto_now=True)
 
     class Meta:

@@ -32,6 +32,7 @@ def internet_summary() -> dict[str, Any]:
         "uplink": row.uplink_interface,
         "sharing": row.sharing,
         "online": row.uplink_online,
+        "tor_progress": row.tor_progress,
     }
 
 

@@ -97,6 +97,13 @@ def apply_request(*, user: Any = None) -> Job:
     return enqueue_job(kind=APPLY_KIND, user=user)
 
 
+def tor_progress_store(*, percent: int | None) -> None:
+    """Keep how far tor has bootstrapped for the pages (the check reads it)."""
+    GatewaySettings.objects.filter(pk=GatewaySettings.load().pk).exclude(
+        tor_progress=percent
+    ).update(tor_progress=percent, updated=timezone.now())
+
+
 @transaction.atomic
 def start_request() -> Job | None:
     """At the node's start: set the uplink up again (its DHCP lease, the NAT

@@ -4,6 +4,7 @@ the check job moves the announcement and the captive portal on a change."""
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import timedelta
 
 import pytest
@@ -160,7 +161,16 @@ def test_dashboard_says_plainly_how_the_mesh_reaches_the_internet(operator):
     assert ">direct<" in operator.get("/").content.decode()
     row.tor_enabled = True
     row.save()
-    assert "Internet via Tor" in operator.get("/").content.decode()
+    page = operator.get("/").content.decode()
+    assert "Internet via Tor" in page and "tor is not running" in page
+    row.tor_progress = 5
+    row.save()
+    for url in ("/", "/gateway/"):
+        assert "Tor is still connecting: 5%" in operator.get(url).content.decode()
+    row.tor_progress = 100
+    row.save()
+    page = operator.get("/").content.decode()
+    assert "Internet via Tor" in page and "connecting" not in page
     row.uplink_online = False
     row.save()
     page = operator.get("/").content.decode()
@@ -262,6 +272,27 @@ def test_the_check_job_withdraws_after_three_failures_and_a_flap_changes_nothing
     assert jobs.check_uplink_job()["changed"] is True
     assert not MeshSettings.load().announce_default_route
     assert captive_calls == [False]
+
+
+def test_the_check_keeps_how_far_tor_has_bootstrapped(checking, monkeypatch):
+    from gateway import tor
+
+    answers, _captive = checking
+    status = tor.TorStatus(
+        running=True, bootstrap_percent=None, onion_hostnames={}, firewall_loaded=True
+    )
+    monkeypatch.setattr(jobs.tor, "tor_status", lambda host: status)
+    answers += [True, True, True]
+    jobs.check_uplink_job()
+    assert GatewaySettings.load().tor_progress is None  # Tor mode is off
+    GatewaySettings.objects.update(tor_enabled=True)
+    _due()
+    jobs.check_uplink_job()
+    assert GatewaySettings.load().tor_progress == 0  # running, nothing logged yet
+    status = dataclasses.replace(status, bootstrap_percent=45)
+    _due()
+    jobs.check_uplink_job()
+    assert GatewaySettings.load().tor_progress == 45
 
 
 def test_the_node_start_sets_up_a_chosen_uplink_again(operator):
