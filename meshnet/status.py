@@ -58,6 +58,9 @@ class MeshHealth:
     neighbours: int = 0
     nodes_reachable: int = 0
     gateway_reachable: bool = False
+    # This node announces the mesh's default route (a working gateway); its
+    # babeld then ignores the others' defaults, so the routes do not say it.
+    is_gateway: bool = False
 
     @property
     def level(self) -> str:
@@ -99,11 +102,12 @@ class MeshHealth:
             )
             % {"count": self.nodes_reachable}
         )
-        parts.append(
-            _("a gateway to the Internet is reachable")
-            if self.gateway_reachable
-            else _("no gateway to the Internet")
-        )
+        if self.is_gateway:
+            parts.append(_("this node is the mesh's gateway to the Internet"))
+        elif self.gateway_reachable:
+            parts.append(_("a gateway to the Internet is reachable"))
+        else:
+            parts.append(_("no gateway to the Internet"))
         return parts
 
 
@@ -114,9 +118,13 @@ def _snapshot_age(collected_at: datetime | None) -> float | None:
 
 
 def mesh_health(
-    data: dict[str, Any] | None, collected_at: datetime | None
+    data: dict[str, Any] | None,
+    collected_at: datetime | None,
+    *,
+    is_gateway: bool = False,
 ) -> MeshHealth:
-    """Health from a snapshot's data (None when nothing was collected)."""
+    """Health from a snapshot's data (None when nothing was collected);
+    ``is_gateway``: this node announces the default route now."""
     if data is None:
         return MeshHealth(collected=False)
     age = _snapshot_age(collected_at)
@@ -137,6 +145,7 @@ def mesh_health(
         neighbours=len(babel.get("neighbours") or []),
         nodes_reachable=len({r.get("router_id") for r in routes if r.get("router_id")}),
         gateway_reachable=any(r.get("prefix") in DEFAULT_PREFIXES for r in routes),
+        is_gateway=is_gateway,
     )
 
 
@@ -146,13 +155,19 @@ def mesh_health_context(snapshot: Any = None) -> dict[str, Any]:
     ``snapshot`` is a :class:`~portal.models.NodeStatus` (the dashboard
     already has one); None reads the latest.
     """
+    from meshnet.models import MeshSettings
     from portal.models import NodeStatus
 
     if snapshot is None:
         snapshot = NodeStatus.latest()
     if snapshot is None:
         return {"mesh_health": mesh_health(None, None)}
-    return {"mesh_health": mesh_health(snapshot.data or {}, snapshot.collected_at)}
+    is_gateway = MeshSettings.load().announce_default_route
+    return {
+        "mesh_health": mesh_health(
+            snapshot.data or {}, snapshot.collected_at, is_gateway=is_gateway
+        )
+    }
 
 
 # -- names ---------------------------------------------------------------------

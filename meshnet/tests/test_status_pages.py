@@ -137,6 +137,14 @@ def test_dashboard_shows_the_mesh_health_line(operator) -> None:
     assert "mesh-health--good" in page
     assert "2 nodes reachable" in page
     assert "a gateway to the Internet is reachable" in page
+    # A working gateway ignores the others' default routes: it says so itself.
+    from meshnet.models import MeshSettings
+
+    MeshSettings.objects.update_or_create(
+        pk=1, defaults={"announce_default_route": True}
+    )
+    page = operator.get("/").content.decode()
+    assert "this node is the mesh&#x27;s gateway to the Internet" in page
 
 
 def test_dashboard_health_line_without_snapshot(operator) -> None:
