@@ -134,6 +134,10 @@ def test_welcome_page_has_the_continue_form_with_a_token_for_this_phone():
     assert 'action="/captive/continue/?lang=en"' in body
     assert f'value="{client_token(PHONE)}"'.split(":")[0] in body
     assert "@@CAPTIVE" not in body
+    # A held phone's service links lead nowhere until it is through: it says so.
+    assert "Tap Continue first" in body
+    venue = phone().get("/captive/venue/", HTTP_HOST="10.213.1.1").content.decode()
+    assert "Tap Continue first" not in venue
 
 
 def test_welcome_page_follows_accept_language_and_the_switcher():
