@@ -245,10 +245,15 @@ class Lab:
         )
 
     def resolve(self, text: str) -> str:
-        """Short member name for ``n1``/``node-1``/``<prefix>-n1``; must exist."""
+        """Short member name for ``n1``/``node-1``/``<prefix>-n1`` (or ``inet``,
+        the lab's Internet); must exist."""
         candidate = text.strip()
         if candidate.startswith(f"{self.prefix}-"):
             candidate = candidate[len(self.prefix) + 1 :]
+        if candidate == internet.NAMESPACE_SUFFIX:
+            if not self.has_internet():
+                raise LabError(f"lab {self.prefix} has no Internet namespace")
+            return candidate
         member = plan.parse_member(candidate)
         if self.namespace(member) not in self.existing_namespaces():
             raise LabError(f"{text} is not a member of the running lab {self.prefix}")

@@ -112,6 +112,8 @@ def test_exec_refuses_a_name_outside_the_lab(lab_up, lab_settings):
         call_command("lab", "exec", "byz-n1", "--", "true")
     refused = _manage(lab_settings, "exec", "laptop", "--", "true")
     assert refused.returncode != 0 and "lab member" in refused.stderr
+    no_internet = _manage(lab_settings, "exec", "inet", "--", "true")
+    assert no_internet.returncode != 0 and "no Internet" in no_internet.stderr
 
 
 def test_the_other_nodes_serve_their_documents_to_the_managed_node(
@@ -205,6 +207,10 @@ def test_the_internet_outlives_lab_up_answers_like_the_real_one_and_goes_with_do
         assert all(d["alive"] for d in inet["daemons"]), inet["daemons"]
         text = _manage(portal, "status")
         assert "the lab's Internet" in text.stdout and "gw-n1" in text.stdout
+        inside = _manage(
+            portal, "exec", "inet", "--", "ip", "-o", "address", "show", "lo"
+        )
+        assert inside.returncode == 0 and "9.9.9.9/32" in inside.stdout
 
         # n1's uplink, set by hand here (the gateway app does it on a node).
         node = f"{prefix}-n1"

@@ -59,7 +59,7 @@ class Command(BaseCommand):
         status = actions.add_parser("status", help="Show namespaces, links, daemons.")
         status.add_argument("--json", action="store_true")
         run = actions.add_parser("exec", help="Run a command inside a lab namespace.")
-        run.add_argument("member", help="n1, node-1, c1 or client-1")
+        run.add_argument("member", help="n1, node-1, c1, client-1 or inet")
         run.add_argument("argv", nargs=argparse.REMAINDER)
         actions.add_parser("down", help="Remove everything the lab created.")
 
