@@ -29,9 +29,11 @@ announcement, the upstreams, Tor; nothing somebody else put there.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import ipaddress
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -117,6 +119,26 @@ class GatewayReport:
 
     def to_dict(self) -> dict[str, Any]:
         return {"steps": self.steps, "mesh": self.mesh}
+
+    def add_mesh(self, mesh: Any) -> None:  # noqa: ANN401 - meshnet's ApplyReport
+        self.steps += mesh.steps
+        self.mesh = mesh.to_dict()
+
+
+@contextlib.contextmanager
+def _failures_reported(
+    host: Host, record: dict[str, Any], failed: str
+) -> Iterator[None]:
+    """Turn a failed step into :class:`GatewayApplyError` (``failed`` is the
+    message, with ``%(reason)s``); the record keeps what was done before it,
+    so the next apply or removal knows what is there."""
+    try:
+        yield
+    except CommandFailed as error:
+        write_record(host, record)
+        raise GatewayApplyError(failed % {"reason": error}) from error
+    except MeshApplyError as error:
+        raise GatewayApplyError(str(error)) from error
 
 
 def validate_uplink(config: UplinkConfig) -> UplinkConfig:
@@ -218,7 +240,8 @@ def apply_gateway(
         dns_for_mesh=plan.announce,
     )
     record = read_record(host)
-    try:
+    failed = _("Applying the gateway settings failed: %(reason)s")
+    with _failures_reported(host, record, failed):
         _apply_uplink(host, uplink, record, report)
         if plan.sharing:
             _ensure_forwarding(host, report)
@@ -226,15 +249,7 @@ def apply_gateway(
         _apply_tor(host, tor_plan, record, report)
         write_record(host, record)
         mesh = apply_mesh(host, mesh_state, tuning=mesh_tuning, upstream_servers=())
-    except CommandFailed as error:
-        write_record(host, record)
-        raise GatewayApplyError(
-            _("Applying the gateway settings failed: %(reason)s") % {"reason": error}
-        ) from error
-    except MeshApplyError as error:
-        raise GatewayApplyError(str(error)) from error
-    report.steps += mesh.steps
-    report.mesh = mesh.to_dict()
+    report.add_mesh(mesh)
     return report
 
 
@@ -248,7 +263,8 @@ def remove_gateway(
     """Undo everything :func:`apply_gateway` added, the uplink included."""
     report = GatewayReport()
     record = read_record(host)
-    try:
+    failed = _("Removing the gateway settings failed: %(reason)s")
+    with _failures_reported(host, record, failed):
         _apply_tor(host, None, record, report)
         _apply_nat(host, None, record, report)
         _apply_uplink(host, None, record, report)
@@ -260,15 +276,7 @@ def remove_gateway(
             ),
             tuning=mesh_tuning,
         )
-    except CommandFailed as error:
-        write_record(host, record)
-        raise GatewayApplyError(
-            _("Removing the gateway settings failed: %(reason)s") % {"reason": error}
-        ) from error
-    except MeshApplyError as error:
-        raise GatewayApplyError(str(error)) from error
-    report.steps += mesh.steps
-    report.mesh = mesh.to_dict()
+    report.add_mesh(mesh)
     return report
 
 

@@ -99,12 +99,7 @@ def _rendered_upstreams(host: Any) -> tuple[str, ...] | None:
 
 def _tor_progress(host: Any, row: GatewaySettings) -> int | None:
     """tor's bootstrap percentage while Tor mode is on and tor runs."""
-    if not row.tor_enabled:
-        return None
-    status = tor.tor_status(host)
-    if not status.running:
-        return None
-    return status.bootstrap_percent or 0
+    return tor.bootstrap_progress(host) if row.tor_enabled else None
 
 
 def _apply_unless_queued() -> bool:

@@ -829,6 +829,15 @@ def _onion_hostnames(host: Host, torrc: str | None) -> dict[str, str]:
     return names
 
 
+def bootstrap_progress(host: Host) -> int | None:
+    """How far the running tor has bootstrapped (0 before its first log
+    line); None when tor does not run. The uplink check's light read: one
+    status command and the log, none of :func:`tor_status`'s nft listing."""
+    if not _is_running(host):
+        return None
+    return _bootstrap_percent(host.files.read_text(LOG_FILE)) or 0
+
+
 def tor_status(host: Host) -> TorStatus:
     """Whether the gateway's tor runs, how far it bootstrapped, its onions."""
     running = _is_running(host)

@@ -672,8 +672,10 @@ def test_status_reads_bootstrap_and_onion_addresses(tmp_path):
     status = tor.tor_status(host)
     assert status.running and status.bootstrap_percent == 45
     assert status.onion_hostnames == {"chat": address}
+    assert tor.bootstrap_progress(host) == 45
     fake.running = False
     assert tor.tor_status(host).bootstrap_percent is None
+    assert tor.bootstrap_progress(host) is None
 
 
 def test_dry_run_runs_the_same_plan_without_waiting(tmp_path):
